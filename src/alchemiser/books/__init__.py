@@ -1,0 +1,1 @@
+"""The ledger: per-strategy books, fills, lots, cash, views and the rebalance planner."""

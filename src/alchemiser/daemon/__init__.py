@@ -1,0 +1,1 @@
+"""The asyncio application: scheduler, daily run pipeline, health server."""

@@ -1,0 +1,1 @@
+"""Broker adapter, trade-update stream, walk-the-book and the two-phase runner."""

@@ -1,0 +1,1 @@
+"""Daily bar store in Postgres and Alpaca bar/quote fetching."""

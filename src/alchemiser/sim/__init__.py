@@ -1,0 +1,1 @@
+"""A local Alpaca for tests and demos. The daemon never imports this package."""
