@@ -1,0 +1,627 @@
+"""The account model and order engine: cash, positions, orders and how they fill.
+
+All state lives on the simulator's event loop; nothing here is thread-safe and
+nothing needs to be. Fills are scheduled with `loop.call_later`; a periodic tick
+(`on_tick`) handles the clock: queued orders go live at the open, DAY orders expire
+at the close, and resting limits fill when the moving quote crosses them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
+from typing import Any
+
+from alchemiser.sim.clock import SimClock
+from alchemiser.sim.config import SimConfig
+from alchemiser.sim.errors import (
+    CODE_UNPROCESSABLE,
+    SimError,
+    bad_request,
+    forbidden,
+    not_found,
+)
+from alchemiser.sim.market import MarketModel, Quote, stable_hash, tick_for, unit_interval
+from alchemiser.sim.wire import parse_decimal
+
+OPEN_STATUSES = frozenset({"new", "partially_filled", "accepted", "pending_new"})
+QTY_QUANTUM = Decimal("0.000000001")  # Alpaca accepts up to 9 decimals
+# Buying power held back for a market buy, over the ask, against the price moving.
+MARKET_BUY_BUFFER = Decimal("1.03")
+# A limit resting at mid-spread waits this long (simulated seconds) on average to fill;
+# the mean scales with the square of the distance to the far side.
+LIMIT_FILL_MEAN_AT_MID_S = 120.0
+# Simulated seconds between the parts of an order that fills in pieces.
+PARTIAL_FILL_GAP_S = 2.0
+MAX_FILL_PARTS = 4
+# Market impact: basis points per $10,000 of notional in one execution, capped.
+IMPACT_BPS_PER_10K = Decimal("0.5")
+MAX_IMPACT_BPS = Decimal("50")
+BPS = Decimal("0.0001")
+FRACTIONABLE_SHARE = 0.85  # share of tickers that are fractionable unless set by admin
+SYMBOL_PATTERN = re.compile(r"^[A-Z][A-Z0-9.]{0,9}$")
+EXCHANGES = ("NASDAQ", "NYSE", "ARCA")
+
+Publisher = Callable[[str, "Order", dict[str, Any]], None]
+
+
+@dataclass(slots=True)
+class Order:
+    id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    type: str
+    time_in_force: str
+    qty: Decimal | None
+    notional: Decimal | None
+    limit_price: Decimal | None
+    extended_hours: bool
+    created_at: float
+    status: str = "accepted"
+    updated_at: float = 0.0
+    submitted_at: float = 0.0
+    filled_at: float | None = None
+    canceled_at: float | None = None
+    expired_at: float | None = None
+    failed_at: float | None = None
+    replaced_at: float | None = None
+    replaced_by: str | None = None
+    replaces: str | None = None
+    filled_qty: Decimal = Decimal(0)
+    filled_avg_price: Decimal | None = None
+    expires_at: float | None = None  # close of the session a DAY order lives in
+    fill_handle: asyncio.TimerHandle | None = field(default=None, repr=False)
+    parts_left: int = 1
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def remaining(self) -> Decimal:
+        return (self.qty or Decimal(0)) - self.filled_qty
+
+
+@dataclass(slots=True)
+class Position:
+    symbol: str
+    qty: Decimal
+    avg_entry_price: Decimal
+
+    @property
+    def cost_basis(self) -> Decimal:
+        return self.qty * self.avg_entry_price
+
+
+@dataclass(slots=True)
+class AssetFlags:
+    tradable: bool
+    fractionable: bool
+
+
+@dataclass(slots=True)
+class Faults:
+    """Pending fault injection, consumed by the HTTP middleware and the order engine."""
+
+    error_status: int = 0
+    error_count: int = 0
+    latency_s: float = 0.0
+    reject_next_orders: int = 0
+    reject_reason: str = "rejected by simulator"
+
+
+class Broker:
+    """One paper account: the REST handlers call it; it publishes trade updates."""
+
+    def __init__(
+        self, config: SimConfig, clock: SimClock, market: MarketModel, publish: Publisher
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.market = market
+        self.publish = publish
+        high, low = stable_hash(config.seed, "account"), stable_hash(config.seed, "account", 2)
+        self.account_id = str(uuid.UUID(int=(high << 64) | low))
+        self.account_number = f"PA{stable_hash(config.seed, 'number') % 10**10:010d}"
+        self.faults = Faults()
+        self.asset_flags: dict[str, AssetFlags] = {}
+        self._rng = random.Random(config.seed)
+        self._last_tick = clock.epoch()
+        self.reset(config.cash)
+
+    def reset(self, cash: Decimal) -> None:
+        for order in getattr(self, "orders", {}).values():
+            self._cancel_timer(order)
+        self.cash = cash
+        self.positions: dict[str, Position] = {}
+        self.orders: dict[str, Order] = {}
+        self.by_client_id: dict[str, Order] = {}
+        self.faults = Faults()
+
+    # --- assets ----------------------------------------------------------------------
+
+    def check_symbol(self, symbol: str) -> str:
+        symbol = symbol.upper()
+        if not SYMBOL_PATTERN.match(symbol) or symbol in self.market.unknown:
+            raise not_found(f"asset not found for {symbol}")
+        return symbol
+
+    def flags(self, symbol: str) -> AssetFlags:
+        flags = self.asset_flags.get(symbol)
+        if flags is None:
+            fractionable = unit_interval(self.config.seed, symbol, "frac") < FRACTIONABLE_SHARE
+            flags = AssetFlags(tradable=True, fractionable=fractionable)
+        return flags
+
+    def exchange(self, symbol: str) -> str:
+        return EXCHANGES[stable_hash(symbol, "exchange") % len(EXCHANGES)]
+
+    # --- account ---------------------------------------------------------------------
+
+    def quote(self, symbol: str) -> Quote:
+        return self.market.quote(symbol, self.clock.epoch())
+
+    def reserved_for_buys(self, exclude: Order | None = None) -> Decimal:
+        total = Decimal(0)
+        for o in self.orders.values():
+            if o.is_open and o.side == "buy" and o is not exclude:
+                total += self._buy_cost(o)
+        return total
+
+    def _buy_cost(self, order: Order) -> Decimal:
+        if order.notional is not None:
+            return order.notional - (order.filled_qty * (order.filled_avg_price or 0))
+        if order.limit_price is not None:
+            return order.remaining * order.limit_price
+        return order.remaining * self.quote(order.symbol).ask * MARKET_BUY_BUFFER
+
+    def buying_power(self, exclude: Order | None = None) -> Decimal:
+        return max(self.cash - self.reserved_for_buys(exclude), Decimal(0))
+
+    def qty_available(self, symbol: str, exclude: Order | None = None) -> Decimal:
+        held = self.positions.get(symbol)
+        qty = held.qty if held else Decimal(0)
+        for o in self.orders.values():
+            if o.is_open and o.side == "sell" and o.symbol == symbol and o is not exclude:
+                qty -= o.remaining if o.qty is not None else Decimal(0)
+        return qty
+
+    def previous_close(self, symbol: str) -> Decimal:
+        """Close of the last completed session before the current one."""
+        market = self.market
+        last = market.calendar.completed_sessions(self.clock.epoch()) - market.base - 1
+        return Decimal(str(market.raw_close(symbol, max(last, 0))))
+
+    def previous_market_value(self) -> Decimal:
+        return sum(
+            (p.qty * self.previous_close(p.symbol) for p in self.positions.values()), Decimal(0)
+        )
+
+    def market_value(self) -> Decimal:
+        return sum((p.qty * self.quote(p.symbol).last for p in self.positions.values()), Decimal(0))
+
+    # --- orders: submit ----------------------------------------------------------------
+
+    def submit(self, body: dict[str, Any]) -> Order:
+        order = self._build_order(body)
+        self._validate(order)
+        if self.faults.reject_next_orders > 0:
+            self.faults.reject_next_orders -= 1
+            self._store(order)
+            asyncio.get_running_loop().call_soon(self._reject, order)
+            return order
+        self._store(order)
+        self._go_live_or_queue(order)
+        return order
+
+    def _build_order(self, body: dict[str, Any]) -> Order:
+        symbol = self.check_symbol(str(body.get("symbol") or ""))
+        side = str(body.get("side") or "")
+        kind = str(body.get("type") or "")
+        tif = str(body.get("time_in_force") or "")
+        if side not in ("buy", "sell"):
+            raise bad_request("side must be buy or sell")
+        if kind not in ("market", "limit"):
+            raise bad_request(f"order type {kind!r} is not supported by the simulator")
+        if tif not in ("day", "gtc"):
+            raise bad_request(f"time_in_force {tif!r} is not supported by the simulator")
+        qty = parse_decimal(body.get("qty"), "qty")
+        notional = parse_decimal(body.get("notional"), "notional")
+        limit = parse_decimal(body.get("limit_price"), "limit_price")
+        if (qty is None) == (notional is None):
+            raise SimError(400, 40010001, "qty or notional is required, not both")
+        cid = str(body.get("client_order_id") or uuid.uuid4())
+        now = self.clock.epoch()
+        return Order(
+            id=str(uuid.uuid4()),
+            client_order_id=cid,
+            symbol=symbol,
+            side=side,
+            type=kind,
+            time_in_force=tif,
+            qty=qty,
+            notional=notional,
+            limit_price=limit,
+            extended_hours=bool(body.get("extended_hours") or False),
+            created_at=now,
+            updated_at=now,
+            submitted_at=now,
+        )
+
+    def _validate(self, order: Order, replacing: Order | None = None) -> None:
+        if order.client_order_id in self.by_client_id:
+            raise SimError(422, 40010001, "client_order_id must be unique")
+        flags = self.flags(order.symbol)
+        if not flags.tradable:
+            raise SimError(422, CODE_UNPROCESSABLE, f"asset {order.symbol} is not tradable")
+        self._validate_quantity(order, flags)
+        self._validate_price(order)
+        if order.extended_hours and (order.type != "limit" or order.time_in_force != "day"):
+            raise bad_request("extended hours order must be DAY limit orders")
+        self._check_wash_trade(order, replacing)
+        if order.side == "buy":
+            self._check_buying_power(order, replacing)
+        else:
+            self._check_qty_available(order, replacing)
+
+    def _validate_quantity(self, order: Order, flags: AssetFlags) -> None:
+        amount = order.qty if order.qty is not None else order.notional
+        assert amount is not None
+        if amount <= 0:
+            raise bad_request("qty must be > 0")
+        if amount != amount.quantize(QTY_QUANTUM, rounding=ROUND_DOWN):
+            raise bad_request("qty must have at most 9 decimal places")
+        fractional = order.qty is None or order.qty != order.qty.to_integral_value()
+        if fractional:
+            if not flags.fractionable:
+                raise SimError(422, CODE_UNPROCESSABLE, f"asset {order.symbol} is not fractionable")
+            if order.time_in_force != "day":
+                raise bad_request("fractional orders must be DAY orders")
+
+    def _validate_price(self, order: Order) -> None:
+        if order.type == "limit" and order.limit_price is None:
+            raise bad_request("limit_price is required for limit orders")
+        if order.type == "market" and order.limit_price is not None:
+            raise bad_request("limit_price must not be given for market orders")
+        price = order.limit_price
+        if price is None:
+            return
+        if price <= 0:
+            raise bad_request("limit_price must be > 0")
+        if price != price.quantize(tick_for(price), rounding=ROUND_DOWN):
+            raise bad_request(
+                f"invalid limit_price {price}. sub-penny increment does not fulfill "
+                "minimum pricing criteria"
+            )
+
+    def _check_wash_trade(self, order: Order, replacing: Order | None) -> None:
+        for o in self.orders.values():
+            if (
+                o.is_open
+                and o is not replacing
+                and o.symbol == order.symbol
+                and o.side != order.side
+            ):
+                raise forbidden("potential wash trade detected. use complex orders")
+
+    def _check_buying_power(self, order: Order, replacing: Order | None) -> None:
+        cost = self._buy_cost(order)
+        power = self.buying_power(exclude=replacing)
+        if cost > power:
+            raise forbidden(
+                "insufficient buying power",
+                buying_power=str(power.quantize(Decimal("0.01"))),
+                cost_basis=str(cost.quantize(Decimal("0.01"))),
+            )
+
+    def _check_qty_available(self, order: Order, replacing: Order | None) -> None:
+        wanted = order.remaining
+        if order.notional is not None:
+            wanted = (order.notional / self.quote(order.symbol).bid).quantize(QTY_QUANTUM)
+        available = self.qty_available(order.symbol, exclude=replacing)
+        if wanted > available:
+            raise forbidden(
+                f"insufficient qty available for order (requested: {wanted}, "
+                f"available: {available.normalize()})"
+            )
+
+    def _store(self, order: Order) -> None:
+        self.orders[order.id] = order
+        self.by_client_id[order.client_order_id] = order
+
+    def _reject(self, order: Order) -> None:
+        order.status = "rejected"
+        order.failed_at = order.updated_at = self.clock.epoch()
+        self.publish("rejected", order, {})
+
+    def _go_live_or_queue(self, order: Order) -> None:
+        """Live now if the market is open; otherwise accepted until the next open."""
+        cal = self.market.calendar
+        now = self.clock.epoch()
+        index = cal.completed_sessions(now)
+        if order.time_in_force == "day":
+            order.expires_at = cal.close_epochs[index]
+        if cal.open_epochs[index] <= now:
+            self._go_live(order)
+
+    def _go_live(self, order: Order) -> None:
+        order.status = "new"
+        order.updated_at = self.clock.epoch()
+        self.publish("new", order, {})
+        self._schedule_fill(order)
+
+    # --- orders: fills -----------------------------------------------------------------
+
+    def _far_side(self, order: Order, quote: Quote) -> Decimal:
+        return quote.ask if order.side == "buy" else quote.bid
+
+    def _schedule_fill(self, order: Order) -> None:
+        """Arrange the next execution of a live order, if it can fill at all."""
+        self._cancel_timer(order)
+        quote = self.quote(order.symbol)
+        if order.type == "market" or self._marketable(order, quote):
+            delay_s = 0.0
+        else:
+            mean = self._limit_wait_mean(order, quote)
+            if mean is None:
+                return  # behind the near side: fills only if the market moves through it
+            delay_s = self._rng.expovariate(1.0 / mean) if mean > 0 else 0.0
+        self._after(order, delay_s)
+
+    def _after(self, order: Order, sim_seconds: float) -> None:
+        real = self.clock.real_seconds(sim_seconds) * self.config.fill_wait_scale
+        loop = asyncio.get_running_loop()
+        order.fill_handle = loop.call_later(real, self._fill_step, order.id)
+
+    def _limit_wait_mean(self, order: Order, quote: Quote) -> float | None:
+        assert order.limit_price is not None
+        spread = quote.ask - quote.bid
+        near = quote.bid if order.side == "buy" else quote.ask
+        toward_far = order.limit_price - near if order.side == "buy" else near - order.limit_price
+        frac = float(toward_far / spread) if spread > 0 else 1.0
+        if frac < 0:
+            return None
+        return LIMIT_FILL_MEAN_AT_MID_S * ((1.0 - min(frac, 1.0)) / 0.5) ** 2
+
+    def _marketable(self, order: Order, quote: Quote) -> bool:
+        if order.limit_price is None:
+            return True
+        if order.side == "buy":
+            return order.limit_price >= quote.ask
+        return order.limit_price <= quote.bid
+
+    def _fill_step(self, order_id: str) -> None:
+        order = self.orders.get(order_id)
+        if order is None or order.status not in ("new", "partially_filled"):
+            return
+        order.fill_handle = None
+        quote = self.quote(order.symbol)
+        if order.parts_left == 1 and order.filled_qty == 0:
+            order.parts_left = self._parts_for(order, quote)
+        price = self._execution_price(order, quote)
+        qty = self._execution_qty(order, price)
+        if qty <= 0:
+            return
+        self._execute(order, qty, price)
+        if order.status == "partially_filled":
+            order.parts_left = max(order.parts_left - 1, 1)
+            self._after(order, PARTIAL_FILL_GAP_S * (0.5 + self._rng.random()))
+
+    def _parts_for(self, order: Order, quote: Quote) -> int:
+        notional = order.notional or order.remaining * quote.last
+        ratio = float(notional / self.config.partial_fill_notional)
+        return max(1, min(MAX_FILL_PARTS, math.ceil(ratio)))
+
+    def _execution_price(self, order: Order, quote: Quote) -> Decimal:
+        far = self._far_side(order, quote)
+        if order.limit_price is not None and not self._marketable(order, quote):
+            return order.limit_price  # a resting limit fills at its own price
+        chunk = order.notional or order.remaining / order.parts_left * far
+        impact = min(chunk / Decimal(10000) * IMPACT_BPS_PER_10K, MAX_IMPACT_BPS) * BPS
+        tick = tick_for(far)
+        if order.side == "buy":
+            price = (far * (1 + impact)).quantize(tick, rounding=ROUND_CEILING)
+            return min(price, order.limit_price) if order.limit_price is not None else price
+        price = (far * (1 - impact)).quantize(tick, rounding=ROUND_FLOOR)
+        return max(price, order.limit_price) if order.limit_price is not None else price
+
+    def _execution_qty(self, order: Order, price: Decimal) -> Decimal:
+        if order.notional is not None:
+            return (order.notional / price).quantize(QTY_QUANTUM, rounding=ROUND_DOWN)
+        if order.parts_left <= 1:
+            return order.remaining
+        part = order.remaining / order.parts_left
+        whole = order.qty == order.qty.to_integral_value() if order.qty is not None else False
+        part = part.to_integral_value(ROUND_DOWN) if whole else part.quantize(QTY_QUANTUM)
+        return max(part, Decimal(1) if whole else QTY_QUANTUM)
+
+    def _execute(self, order: Order, qty: Decimal, price: Decimal) -> None:
+        now = self.clock.epoch()
+        if order.notional is not None:
+            order.qty = qty
+        previous = order.filled_qty * (order.filled_avg_price or Decimal(0))
+        order.filled_qty += qty
+        order.filled_avg_price = (
+            ((previous + qty * price) / order.filled_qty).quantize(Decimal("0.000001")).normalize()
+        )
+        order.updated_at = now
+        done = order.filled_qty >= (order.qty or 0)
+        order.status = "filled" if done else "partially_filled"
+        if done:
+            order.filled_at = now
+        position_qty = self._book_fill(order.symbol, order.side, qty, price)
+        self.publish(
+            "fill" if done else "partial_fill",
+            order,
+            {
+                "execution_id": str(uuid.uuid4()),
+                "price": str(price),
+                "qty": str(qty.normalize()),
+                "position_qty": str(position_qty.normalize()),
+            },
+        )
+
+    def _book_fill(self, symbol: str, side: str, qty: Decimal, price: Decimal) -> Decimal:
+        """Move cash and the position; returns the position's quantity afterwards."""
+        held = self.positions.get(symbol)
+        if side == "buy":
+            self.cash -= qty * price
+            if held is None:
+                held = self.positions[symbol] = Position(symbol, qty, price)
+            else:
+                total = held.qty + qty
+                held.avg_entry_price = (held.cost_basis + qty * price) / total
+                held.qty = total
+            return held.qty
+        self.cash += qty * price
+        if held is None:  # validated away at submit; kept for robustness
+            return -qty
+        held.qty -= qty
+        if held.qty == 0:
+            del self.positions[symbol]
+            return Decimal(0)
+        return held.qty
+
+    # --- orders: replace and cancel ------------------------------------------------------
+
+    def get(self, order_id: str) -> Order:
+        order = self.orders.get(order_id)
+        if order is None:
+            raise not_found("order not found")
+        return order
+
+    def get_by_client_id(self, client_order_id: str) -> Order:
+        order = self.by_client_id.get(client_order_id)
+        if order is None:
+            raise not_found("order not found")
+        return order
+
+    def replace(self, order_id: str, body: dict[str, Any]) -> Order:
+        old = self.get(order_id)
+        if not old.is_open:
+            raise SimError(422, CODE_UNPROCESSABLE, "order is not replaceable")
+        qty = parse_decimal(body.get("qty"), "qty")
+        limit = parse_decimal(body.get("limit_price"), "limit_price")
+        tif = body.get("time_in_force") or old.time_in_force
+        if (
+            (qty is None or qty == old.remaining)
+            and (limit is None or limit == old.limit_price)
+            and tif == old.time_in_force
+        ):
+            raise forbidden("order parameters are not changed")
+        now = self.clock.epoch()
+        new = Order(
+            id=str(uuid.uuid4()),
+            client_order_id=str(body.get("client_order_id") or uuid.uuid4()),
+            symbol=old.symbol,
+            side=old.side,
+            type=old.type,
+            time_in_force=str(tif),
+            qty=qty if qty is not None else old.remaining,
+            notional=None,
+            limit_price=limit if limit is not None else old.limit_price,
+            extended_hours=old.extended_hours,
+            created_at=now,
+            updated_at=now,
+            submitted_at=now,
+            replaces=old.id,
+        )
+        self._validate(new, replacing=old)
+        self._cancel_timer(old)
+        old.status = "replaced"
+        old.replaced_at = old.updated_at = now
+        old.replaced_by = new.id
+        self._store(new)
+        self.publish("replaced", old, {})
+        self._go_live_or_queue(new)
+        return new
+
+    def cancel(self, order_id: str) -> Order:
+        order = self.get(order_id)
+        if not order.is_open:
+            raise SimError(422, CODE_UNPROCESSABLE, "order is not cancelable")
+        self._cancel_timer(order)
+        order.status = "canceled"
+        order.canceled_at = order.updated_at = self.clock.epoch()
+        self.publish("canceled", order, {})
+        return order
+
+    def cancel_all(self) -> list[Order]:
+        return [self.cancel(o.id) for o in list(self.orders.values()) if o.is_open]
+
+    def close_position(self, symbol: str, qty: Decimal | None, percentage: Decimal | None) -> Order:
+        held = self.positions.get(symbol)
+        if held is None:
+            raise not_found("position does not exist")
+        amount = held.qty
+        if qty is not None:
+            amount = qty
+        elif percentage is not None:
+            amount = (held.qty * percentage / 100).quantize(QTY_QUANTUM, rounding=ROUND_DOWN)
+        # Closing a position first cancels the open orders that would block it.
+        for o in list(self.orders.values()):
+            if o.is_open and o.symbol == symbol:
+                self.cancel(o.id)
+        return self.submit(
+            {
+                "symbol": symbol,
+                "qty": str(amount),
+                "side": "sell",
+                "type": "market",
+                "time_in_force": "day",
+            }
+        )
+
+    @staticmethod
+    def _cancel_timer(order: Order) -> None:
+        if order.fill_handle is not None:
+            order.fill_handle.cancel()
+            order.fill_handle = None
+
+    # --- clock ---------------------------------------------------------------------------
+
+    def on_tick(self) -> None:
+        """Opens, closes and price moves since the last tick (the clock may have jumped)."""
+        now = self.clock.epoch()
+        for order in list(self.orders.values()):
+            if not order.is_open:
+                continue
+            if order.expires_at is not None and order.expires_at <= now:
+                self._expire(order, order.expires_at)
+            elif order.status == "accepted":
+                self._maybe_open(order, now)
+            elif (
+                order.fill_handle is None
+                and order.type == "limit"
+                and self._marketable(order, self.quote(order.symbol))
+            ):
+                self._after(order, 0.0)
+        self._last_tick = now
+
+    def _maybe_open(self, order: Order, now: float) -> None:
+        cal = self.market.calendar
+        index = cal.completed_sessions(now)
+        if cal.open_epochs[index] <= now:
+            if order.time_in_force == "day":
+                order.expires_at = cal.close_epochs[index]
+            self._go_live(order)
+
+    def _expire(self, order: Order, at: float) -> None:
+        self._cancel_timer(order)
+        order.status = "expired"
+        order.expired_at = order.updated_at = at
+        self.publish("expired", order, {})
+
+    def on_clock_jump(self) -> None:
+        """After the admin moves the clock: reschedule live orders against the new quotes."""
+        self.on_tick()
+        for order in self.orders.values():
+            if order.status in ("new", "partially_filled") and order.fill_handle is not None:
+                self._schedule_fill(order)

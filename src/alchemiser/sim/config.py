@@ -1,0 +1,34 @@
+"""Settings of one simulator instance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_API_KEY = "SIMKEY"
+DEFAULT_SECRET_KEY = "SIMSECRET"
+DEFAULT_CASH = Decimal("100000")
+DEFAULT_HISTORY_START = date(2000, 1, 3)
+
+
+@dataclass(slots=True)
+class SimConfig:
+    """Everything a simulator is started with; the admin API can change the mutable knobs later."""
+
+    host: str = DEFAULT_HOST
+    port: int = 0  # 0 = pick a free port
+    seed: int = 0
+    now: datetime | None = None  # simulated time at start; None = wall time
+    speed: float = 1.0
+    cash: Decimal = DEFAULT_CASH
+    api_key: str = DEFAULT_API_KEY
+    secret_key: str = DEFAULT_SECRET_KEY
+    history_start: date = DEFAULT_HISTORY_START
+    # Multiplies every simulated fill wait; tests use ~0.001 to fill in milliseconds.
+    fill_wait_scale: float = 1.0
+    # Orders worth more than this fill in several parts.
+    partial_fill_notional: Decimal = Decimal("50000")
+    # Seconds (real) between quote pushes on the data stream.
+    quote_interval: float = 0.5

@@ -1,0 +1,168 @@
+"""The simulator's state and its admin operations, shared by the HTTP admin API and tests."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from alchemiser.market_calendar import get_calendar
+from alchemiser.sim.broker import AssetFlags, Broker
+from alchemiser.sim.clock import SimClock
+from alchemiser.sim.config import SimConfig
+from alchemiser.sim.errors import bad_request
+from alchemiser.sim.market import CorporateAction, MarketModel
+from alchemiser.sim.streams import StreamHub
+
+RETRYABLE_FAULTS = frozenset({429, 500, 502, 503, 504})
+
+
+class Simulator:
+    """Clock + market + broker + streams. Every method runs on the simulator's loop."""
+
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.clock = SimClock(config.now, config.speed)
+        self.market = MarketModel(config.seed, get_calendar(), config.history_start)
+        self.hub = StreamHub(self.clock, self.market, (config.api_key, config.secret_key))
+        self.broker = Broker(config, self.clock, self.market, self.hub.publish)
+
+    # --- admin operations (each returns a JSON-able summary) -----------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "now": self.clock.now().isoformat(),
+            "speed": self.clock.speed,
+            "anchor_wall": self.clock.anchor_wall,
+            "anchor_sim": self.clock.anchor_sim,
+            "cash": str(self.broker.cash),
+            "positions": {s: str(p.qty) for s, p in self.broker.positions.items()},
+            "open_orders": sum(1 for o in self.broker.orders.values() if o.is_open),
+            "fill_wait_scale": self.config.fill_wait_scale,
+            "partial_fill_notional": str(self.config.partial_fill_notional),
+            "websockets": len(self.hub.sockets),
+        }
+
+    def set_clock(
+        self, now: datetime | None = None, speed: float | None = None, advance: float | None = None
+    ) -> dict[str, Any]:
+        if now is not None or speed is not None:
+            self.clock.set(now, speed)
+        if advance:
+            self.clock.advance(advance)
+        self.broker.on_clock_jump()
+        return self.state()
+
+    def fund(self, amount: Decimal) -> dict[str, Any]:
+        self.broker.cash += amount
+        return self.state()
+
+    def set_price(
+        self, symbol: str, price: Decimal | None = None, spread_bps: float | None = None
+    ) -> dict[str, Any]:
+        """Pin a ticker's price (None clears the pin) and/or its spread in basis points."""
+        symbol = symbol.upper()
+        if price is None:
+            self.market.price_overrides.pop(symbol, None)
+        else:
+            self.market.price_overrides[symbol] = price
+        if spread_bps is not None:
+            self.market.spread_overrides[symbol] = spread_bps
+        self.broker.on_clock_jump()
+        return {"symbol": symbol, "quote": str(self.broker.quote(symbol))}
+
+    def reset(self, cash: Decimal | None = None) -> dict[str, Any]:
+        self.broker.reset(cash if cash is not None else self.config.cash)
+        self.market.price_overrides.clear()
+        self.market.spread_overrides.clear()
+        self.market.actions.clear()
+        self.market.unknown.clear()
+        self.broker.asset_flags.clear()
+        return self.state()
+
+    def set_asset(
+        self, symbol: str, fractionable: bool | None = None, tradable: bool | None = None
+    ) -> dict[str, Any]:
+        symbol = symbol.upper()
+        current = self.broker.flags(symbol)
+        self.broker.asset_flags[symbol] = AssetFlags(
+            tradable=current.tradable if tradable is None else tradable,
+            fractionable=current.fractionable if fractionable is None else fractionable,
+        )
+        return {"symbol": symbol, **vars_of(self.broker.asset_flags[symbol])}
+
+    def set_unknown(self, symbol: str, unknown: bool = True) -> dict[str, Any]:
+        """An unknown ticker has no bars, quotes or asset, like a delisted symbol."""
+        symbol = symbol.upper()
+        if unknown:
+            self.market.unknown.add(symbol)
+        else:
+            self.market.unknown.discard(symbol)
+        return {"symbol": symbol, "unknown": unknown}
+
+    def corporate_action(
+        self, symbol: str, day: date, split_ratio: float = 1.0, dividend: float = 0.0
+    ) -> dict[str, Any]:
+        """A split or cash dividend effective on `day`: adjusted history before it changes."""
+        symbol = symbol.upper()
+        if split_ratio <= 0 or dividend < 0:
+            raise bad_request("split ratio must be > 0 and dividend >= 0")
+        index = self.market.index_of_day(day)
+        action = CorporateAction(index=index, split_ratio=split_ratio, dividend=dividend)
+        self.market.actions.setdefault(symbol, []).append(action)
+        self._adjust_position(symbol, index, split_ratio)
+        return {"symbol": symbol, "index": index, "split_ratio": split_ratio, "dividend": dividend}
+
+    def _adjust_position(self, symbol: str, index: int, split_ratio: float) -> None:
+        """A split already in effect changes the quantity held, as the broker would."""
+        today = self.market.calendar.completed_sessions(self.clock.epoch()) - self.market.base
+        held = self.broker.positions.get(symbol)
+        if held is None or split_ratio == 1.0 or index > today:
+            return
+        ratio = Decimal(str(split_ratio))
+        held.qty *= ratio
+        held.avg_entry_price /= ratio
+
+    def set_faults(
+        self,
+        status: int | None = None,
+        count: int | None = None,
+        latency_ms: float | None = None,
+        reject_orders: int | None = None,
+        reject_reason: str | None = None,
+    ) -> dict[str, Any]:
+        faults = self.broker.faults
+        if status is not None:
+            if status not in RETRYABLE_FAULTS:
+                raise bad_request(f"fault status must be one of {sorted(RETRYABLE_FAULTS)}")
+            faults.error_status = status
+            faults.error_count = count if count is not None else 1
+        if latency_ms is not None:
+            faults.latency_s = latency_ms / 1000
+        if reject_orders is not None:
+            faults.reject_next_orders = reject_orders
+        if reject_reason is not None:
+            faults.reject_reason = reject_reason
+        return vars_of(faults)
+
+    def clear_faults(self) -> dict[str, Any]:
+        self.broker.faults.error_count = 0
+        self.broker.faults.latency_s = 0.0
+        self.broker.faults.reject_next_orders = 0
+        return vars_of(self.broker.faults)
+
+    async def drop_websockets(self) -> dict[str, Any]:
+        return {"dropped": await self.hub.drop_all()}
+
+    def configure(
+        self, fill_wait_scale: float | None = None, partial_fill_notional: Decimal | None = None
+    ) -> dict[str, Any]:
+        if fill_wait_scale is not None:
+            self.config.fill_wait_scale = fill_wait_scale
+        if partial_fill_notional is not None:
+            self.config.partial_fill_notional = partial_fill_notional
+        return self.state()
+
+
+def vars_of(obj: object) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__slots__}  # type: ignore[attr-defined]

@@ -1,0 +1,190 @@
+"""Market-data REST under /v2/stocks: daily bars, latest quotes and trades, snapshots."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+from alchemiser.market_calendar import NEW_YORK
+from alchemiser.sim.clock import SimClock
+from alchemiser.sim.errors import bad_request
+from alchemiser.sim.market import ADJUSTMENTS, MarketModel, Quote, bar_fragments, round_price
+from alchemiser.sim.wire import iso_z, parse_time, symbols_param
+
+DEFAULT_LIMIT = 1000
+MAX_LIMIT = 10000
+DAILY_TIMEFRAMES = frozenset({"1Day", "1D", "1day"})
+TRADE_SIZE = 100
+IEX = "V"
+TAPE = "C"
+
+
+class DataApi:
+    def __init__(self, clock: SimClock, market: MarketModel) -> None:
+        self.clock = clock
+        self.market = market
+        self.trade_ids = 0
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/v2/stocks/bars", self.bars),
+            web.get("/v2/stocks/quotes/latest", self.latest_quotes),
+            web.get("/v2/stocks/trades/latest", self.latest_trades),
+            web.get("/v2/stocks/snapshots", self.snapshots),
+        ]
+
+    def _known(self, symbols: list[str]) -> list[str]:
+        return [s for s in symbols if s not in self.market.unknown]
+
+    # --- bars --------------------------------------------------------------------------
+
+    async def bars(self, request: web.Request) -> web.Response:
+        q = request.query
+        if q.get("timeframe", "1Day") not in DAILY_TIMEFRAMES:
+            raise bad_request("the simulator serves daily bars only (timeframe=1Day)")
+        adjustment = q.get("adjustment", "raw")
+        if adjustment not in ADJUSTMENTS:
+            raise bad_request(f"invalid adjustment: {adjustment}")
+        symbols = sorted(set(self._known(symbols_param(q.get("symbols")))))
+        limit = int(q.get("limit") or DEFAULT_LIMIT)
+        if not 1 <= limit <= MAX_LIMIT:
+            raise bad_request(f"invalid limit: exceeded the maximum allowed ({MAX_LIMIT})")
+        lo, hi = self._index_range(q.get("start"), q.get("end"))
+        descending = q.get("sort", "asc") == "desc"
+        symbol_pos, offset = _decode_token(q.get("page_token"))
+        pieces: list[str] = []
+        token: str | None = None
+        remaining = limit
+        for pos in range(symbol_pos, len(symbols)):
+            symbol = symbols[pos]
+            fragments = bar_fragments(self.market, symbol, lo, hi, adjustment) if hi > lo else []
+            if descending:
+                fragments = fragments[::-1]
+            start = offset if pos == symbol_pos else 0
+            page = fragments[start : start + remaining]
+            if page:
+                pieces.append(f'"{symbol}":[{",".join(page)}]')
+            remaining -= len(page)
+            if remaining == 0:
+                if start + len(page) < len(fragments):
+                    token = _encode_token(pos, start + len(page))
+                elif pos + 1 < len(symbols):
+                    token = _encode_token(pos + 1, 0)
+                break
+        next_token = f'"{token}"' if token else "null"
+        body = '{"bars":{' + ",".join(pieces) + '},"next_page_token":' + next_token + "}"
+        return web.Response(text=body, content_type="application/json")
+
+    def _index_range(self, start_text: str | None, end_text: str | None) -> tuple[int, int]:
+        """Model indices [lo, hi) of completed sessions whose bar time lies in [start, end]."""
+        now = self.clock.now()
+        start = parse_time(start_text, "start") or datetime.combine(
+            now.astimezone(NEW_YORK).date(), datetime.min.time(), NEW_YORK
+        )
+        end = parse_time(end_text, "end") or now
+        start_et = start.astimezone(NEW_YORK)
+        first_day = start_et.date()
+        if start_et.time() != datetime.min.time():
+            first_day += timedelta(days=1)  # that day's bar (stamped at midnight) is before start
+        lo = max(self.market.index_of_day(first_day), 0)
+        last_day = end.astimezone(NEW_YORK).date()
+        hi = self.market.index_of_day(last_day + timedelta(days=1))
+        completed = self.market.calendar.completed_sessions(now.timestamp()) - self.market.base
+        return lo, max(min(hi, completed, self.market.size), lo)
+
+    # --- latest and snapshots ---------------------------------------------------------------
+
+    async def latest_quotes(self, request: web.Request) -> web.Response:
+        epoch = self.clock.epoch()
+        symbols = self._known(symbols_param(request.query.get("symbols")))
+        quotes = {s: quote_json(self.market.quote(s, epoch), epoch) for s in symbols}
+        return web.json_response({"quotes": quotes})
+
+    async def latest_trades(self, request: web.Request) -> web.Response:
+        epoch = self.clock.epoch()
+        symbols = self._known(symbols_param(request.query.get("symbols")))
+        trades = {s: self._trade_json(self.market.quote(s, epoch).last, epoch) for s in symbols}
+        return web.json_response({"trades": trades})
+
+    async def snapshots(self, request: web.Request) -> web.Response:
+        symbols = self._known(symbols_param(request.query.get("symbols")))
+        return web.json_response({s: self._snapshot(s) for s in symbols})
+
+    def _trade_json(self, price: Decimal, epoch: float) -> dict[str, Any]:
+        self.trade_ids += 1
+        return {
+            "t": iso_z(epoch),
+            "x": IEX,
+            "p": float(price),
+            "s": TRADE_SIZE,
+            "c": ["@"],
+            "i": self.trade_ids,
+            "z": TAPE,
+        }
+
+    def _snapshot(self, symbol: str) -> dict[str, Any]:
+        market = self.market
+        epoch = self.clock.epoch()
+        quote = market.quote(symbol, epoch)
+        cal_index = market.calendar.completed_sessions(epoch)
+        today = min(cal_index - market.base, market.size - 1)
+        history = market.history(symbol)
+        split = market.split_factor_before(symbol, today)
+        prev = max(today - 1, 0)
+        last = float(quote.last)
+        in_session = market.calendar.open_epochs[cal_index] <= epoch
+        day_open = round_price(float(history.open[today]) / split) if in_session else last
+        daily = _bar(
+            market.bar_time(today), day_open, max(day_open, last), min(day_open, last), last
+        )
+        prev_daily = _bar(
+            market.bar_time(prev),
+            *(
+                round_price(float(a[prev]) / market.split_factor_before(symbol, prev))
+                for a in (history.open, history.high, history.low, history.close)
+            ),
+        )
+        minute = _bar(iso_z(epoch - epoch % 60) or "", last, last, last, last)
+        return {
+            "latestTrade": self._trade_json(quote.last, epoch),
+            "latestQuote": quote_json(quote, epoch),
+            "minuteBar": minute,
+            "dailyBar": daily,
+            "prevDailyBar": prev_daily,
+        }
+
+
+def quote_json(quote: Quote, epoch: float) -> dict[str, Any]:
+    return {
+        "t": iso_z(epoch),
+        "ax": IEX,
+        "ap": float(quote.ask),
+        "as": quote.ask_size,
+        "bx": IEX,
+        "bp": float(quote.bid),
+        "bs": quote.bid_size,
+        "c": ["R"],
+        "z": TAPE,
+    }
+
+
+def _bar(t: str, o: float, h: float, lo: float, c: float) -> dict[str, Any]:
+    return {"t": t, "o": o, "h": h, "l": lo, "c": c, "v": 0, "n": 0, "vw": c}
+
+
+def _encode_token(symbol_pos: int, offset: int) -> str:
+    return base64.urlsafe_b64encode(f"{symbol_pos}:{offset}".encode()).decode()
+
+
+def _decode_token(token: str | None) -> tuple[int, int]:
+    if not token:
+        return 0, 0
+    try:
+        pos, offset = base64.urlsafe_b64decode(token.encode()).decode().split(":")
+        return int(pos), int(offset)
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("invalid page_token") from None

@@ -1,0 +1,395 @@
+"""The market model: seeded daily history for any ticker, and intraday prices and quotes.
+
+Daily log returns are `leverage · beta · market + own noise`, where the market factor
+has slowly varying volatility regimes and is shared by every ticker. Everything is a
+pure function of (seed, ticker), generated over the whole calendar range at once, so
+the same seed always gives the same history whatever the simulated "today" is.
+
+Intraday, the price of a session moves from that day's open to that day's close along
+a seeded Brownian-bridge-like path, so it always ends exactly at the bar's close.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+import numpy as np
+import numpy.typing as npt
+
+from alchemiser.market_calendar import NEW_YORK, MarketCalendar
+
+FloatArray = npt.NDArray[np.float64]
+
+TRADING_DAYS_PER_YEAR = 252
+MARKET_DAILY_VOL = 0.011
+MARKET_DAILY_DRIFT = 0.0003
+VOL_REGIME_PERSISTENCE = 0.98  # AR(1) coefficient of log volatility
+VOL_REGIME_SHOCK = 0.12
+# Pull of log price toward its trend line, and bounds on the trend's daily slope, so
+# decades of leveraged compounding or decay stay in a plausible price range.
+LOG_PRICE_REVERSION = 0.001
+TREND_SLOPE_BOUNDS = (-0.0002, 0.0004)
+OVERNIGHT_GAP_SHARE = 0.3  # share of a day's volatility that happens between close and open
+INTRADAY_BRIDGE_TERMS = 12
+MIN_PRICE = 0.5
+HISTORY_CACHE_TICKERS = 1200
+DEFAULT_SPREAD_BPS_RANGE = (2.0, 8.0)
+QUOTE_SIZE_RANGE = (1, 12)  # round lots of 100 shares
+CENT = Decimal("0.01")
+SUB_DOLLAR_TICK = Decimal("0.0001")
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """How a ticker moves relative to the market."""
+
+    beta: float
+    own_vol: float  # daily standard deviation of the ticker's own noise
+    leverage: float = 1.0
+    drift: float = 0.0  # extra daily log drift (e.g. VIX futures roll decay)
+
+
+# Well-known tickers; anything else gets a profile drawn from its hash.
+_EQUITY = Profile(beta=1.0, own_vol=0.002)
+_NASDAQ = Profile(beta=1.25, own_vol=0.004)
+_SEMIS = Profile(beta=1.6, own_vol=0.008)
+_SMALL = Profile(beta=1.2, own_vol=0.005)
+_BONDS = Profile(beta=-0.15, own_vol=0.008)
+_VIX = Profile(beta=-4.0, own_vol=0.03, drift=-0.002)
+KNOWN_PROFILES: dict[str, Profile] = {
+    "SPY": _EQUITY,
+    "VOO": _EQUITY,
+    "IVV": _EQUITY,
+    "QQQ": _NASDAQ,
+    "IWM": _SMALL,
+    "SSO": Profile(1.0, 0.002, leverage=2),
+    "QLD": Profile(1.25, 0.004, leverage=2),
+    "UPRO": Profile(1.0, 0.002, leverage=3),
+    "SPXL": Profile(1.0, 0.002, leverage=3),
+    "SPXU": Profile(1.0, 0.002, leverage=-3),
+    "SPXS": Profile(1.0, 0.002, leverage=-3),
+    "SH": Profile(1.0, 0.002, leverage=-1),
+    "TQQQ": Profile(1.25, 0.004, leverage=3),
+    "SQQQ": Profile(1.25, 0.004, leverage=-3),
+    "PSQ": Profile(1.25, 0.004, leverage=-1),
+    "TECL": Profile(1.4, 0.006, leverage=3),
+    "TECS": Profile(1.4, 0.006, leverage=-3),
+    "SOXX": _SEMIS,
+    "SOXL": Profile(1.6, 0.008, leverage=3),
+    "SOXS": Profile(1.6, 0.008, leverage=-3),
+    "TNA": Profile(1.2, 0.005, leverage=3),
+    "TZA": Profile(1.2, 0.005, leverage=-3),
+    "LABU": Profile(1.3, 0.015, leverage=3),
+    "LABD": Profile(1.3, 0.015, leverage=-3),
+    "FAS": Profile(1.2, 0.008, leverage=3),
+    "FAZ": Profile(1.2, 0.008, leverage=-3),
+    "TLT": _BONDS,
+    "IEF": Profile(-0.08, 0.004),
+    "TMF": Profile(-0.15, 0.008, leverage=3),
+    "TMV": Profile(-0.15, 0.008, leverage=-3),
+    "BND": Profile(-0.03, 0.002),
+    "SHY": Profile(-0.01, 0.0008),
+    "BIL": Profile(0.0, 0.0001, drift=0.00008),
+    "SGOV": Profile(0.0, 0.0001, drift=0.00008),
+    "GLD": Profile(0.05, 0.009),
+    "UVXY": Profile(-4.0, 0.03, leverage=1.5, drift=-0.003),
+    "VIXY": _VIX,
+    "VIXM": Profile(-2.0, 0.015, drift=-0.0008),
+    "SVXY": Profile(2.0, 0.01, leverage=0.5),
+}
+
+
+def stable_hash(*parts: str | int) -> int:
+    """A 64-bit hash that is the same in every process (unlike `hash`)."""
+    text = "\x1f".join(str(p) for p in parts).encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+
+
+def unit_interval(*parts: str | int) -> float:
+    return stable_hash(*parts) / 2.0**64
+
+
+def tick_for(price: Decimal) -> Decimal:
+    return CENT if price >= 1 else SUB_DOLLAR_TICK
+
+
+def round_price(value: float) -> float:
+    return round(value, 2) if value >= 1 else round(value, 4)
+
+
+@dataclass(slots=True)
+class History:
+    """Generated (pre-corporate-action) daily bars, one entry per calendar session."""
+
+    open: FloatArray
+    high: FloatArray
+    low: FloatArray
+    close: FloatArray
+    volume: FloatArray
+    # Lazily built JSON fragments of unadjusted bars, extended as the clock advances.
+    fragments: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class CorporateAction:
+    """A split (ratio, e.g. 2 for 2-for-1) or a cash dividend, effective at session `index`."""
+
+    index: int
+    split_ratio: float = 1.0
+    dividend: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    bid: Decimal
+    ask: Decimal
+    bid_size: int
+    ask_size: int
+    last: Decimal  # price of the latest trade
+
+
+class MarketModel:
+    """Deterministic prices for any ticker, plus the overrides the admin API sets."""
+
+    def __init__(self, seed: int, calendar: MarketCalendar, history_start: date) -> None:
+        self.seed = seed
+        self.calendar = calendar
+        self.base = calendar.first_index_on_or_after(history_start)
+        self.size = len(calendar) - self.base
+        self._market = self._market_returns()
+        self._histories: OrderedDict[str, History] = OrderedDict()
+        self.price_overrides: dict[str, Decimal] = {}
+        self.spread_overrides: dict[str, float] = {}
+        self.actions: dict[str, list[CorporateAction]] = {}
+        self.unknown: set[str] = set()
+        self.bar_times = [
+            datetime(d.year, d.month, d.day, tzinfo=NEW_YORK)
+            .astimezone(UTC)
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            for d in calendar.days[self.base :]
+        ]
+
+    # --- daily history -------------------------------------------------------------
+
+    def _market_returns(self) -> FloatArray:
+        rng = np.random.default_rng([self.seed, 0])
+        shocks = rng.standard_normal(self.size)
+        regime = rng.standard_normal(self.size) * VOL_REGIME_SHOCK
+        log_vol = np.empty(self.size)
+        level = 0.0
+        for i, x in enumerate(regime.tolist()):
+            level = VOL_REGIME_PERSISTENCE * level + x
+            log_vol[i] = level
+        vol = MARKET_DAILY_VOL * np.exp(log_vol - log_vol.mean())
+        return np.asarray(MARKET_DAILY_DRIFT + vol * shocks, dtype=np.float64)
+
+    def profile(self, symbol: str) -> Profile:
+        known = KNOWN_PROFILES.get(symbol)
+        if known is not None:
+            return known
+        u = unit_interval(self.seed, symbol, "profile")
+        v = unit_interval(self.seed, symbol, "vol")
+        return Profile(beta=0.6 + 0.9 * u, own_vol=0.005 + 0.01 * v)
+
+    def history(self, symbol: str) -> History:
+        h = self._histories.get(symbol)
+        if h is None:
+            h = self._generate(symbol)
+            self._histories[symbol] = h
+            if len(self._histories) > HISTORY_CACHE_TICKERS:
+                self._histories.popitem(last=False)
+        else:
+            self._histories.move_to_end(symbol)
+        return h
+
+    def _generate(self, symbol: str) -> History:
+        p = self.profile(symbol)
+        rng = np.random.default_rng([self.seed, stable_hash(symbol)])
+        own = rng.standard_normal(self.size) * p.own_vol
+        underlying = p.beta * self._market + own
+        # Daily rebalancing costs a leveraged fund 0.5·(L²−L)·σ² a day (volatility drag).
+        drag = 0.5 * (p.leverage**2 - p.leverage) * float(np.var(underlying))
+        returns = p.leverage * underlying + p.drift - drag
+        daily_vol = float(np.std(returns)) or 1e-4
+        mean = float(np.mean(returns))
+        slope = min(max(mean, TREND_SLOPE_BOUNDS[0]), TREND_SLOPE_BOUNDS[1])
+        start = math.log(20.0 + 180.0 * unit_interval(self.seed, symbol, "price"))
+        log_close = np.empty(self.size)
+        level = start
+        for i, r in enumerate((returns - mean + slope).tolist()):
+            level += r - LOG_PRICE_REVERSION * (level - start - slope * i)
+            log_close[i] = level
+        close = np.maximum(np.exp(log_close), MIN_PRICE)
+        prev_close = np.concatenate(([close[0]], close[:-1]))
+        gap = rng.standard_normal(self.size) * daily_vol * OVERNIGHT_GAP_SHARE
+        open_ = prev_close * np.exp(gap)
+        wick = np.abs(rng.standard_normal((2, self.size))) * daily_vol * 0.5
+        high = np.maximum(open_, close) * np.exp(wick[0])
+        low = np.minimum(open_, close) * np.exp(-wick[1])
+        base_volume = 10 ** (5 + 2.5 * unit_interval(self.seed, symbol, "volume"))
+        volume = np.floor(base_volume * np.exp(rng.standard_normal(self.size) * 0.35))
+        r = self._round
+        return History(r(open_), r(high), r(low), r(close), volume)
+
+    @staticmethod
+    def _round(prices: FloatArray) -> FloatArray:
+        return np.where(prices >= 1, np.round(prices, 2), np.round(prices, 4))
+
+    def bar_time(self, index: int) -> str:
+        """RFC3339 time of a daily bar: midnight New York, in UTC, as Alpaca stamps them."""
+        return self.bar_times[index]
+
+    def index_of_day(self, day: date) -> int:
+        """Model index of the first session on or after `day` (may be negative or >= size)."""
+        return self.calendar.first_index_on_or_after(day) - self.base
+
+    def split_factor_before(self, symbol: str, index: int) -> float:
+        """Product of split ratios effective at or before `index` (divides generated prices)."""
+        factor = 1.0
+        for a in self.actions.get(symbol, ()):
+            if a.index <= index:
+                factor *= a.split_ratio
+        return factor
+
+    def raw_close(self, symbol: str, index: int) -> float:
+        h = self.history(symbol)
+        return round_price(float(h.close[index]) / self.split_factor_before(symbol, index))
+
+    # --- intraday ------------------------------------------------------------------
+
+    def mid(self, symbol: str, epoch: float) -> Decimal:
+        """The traded price of `symbol` at instant `epoch` (seconds)."""
+        override = self.price_overrides.get(symbol)
+        if override is not None:
+            return override
+        cal_index = self.calendar.completed_sessions(epoch)
+        index = cal_index - self.base
+        if index >= self.size:
+            index = self.size - 1
+        if index < 0:
+            return Decimal("1")
+        h = self.history(symbol)
+        factor = self.split_factor_before(symbol, index)
+        open_epoch = self.calendar.open_epochs[cal_index]
+        if epoch < open_epoch:  # before the open: last trade is the previous close
+            prev = max(index - 1, 0)
+            return Decimal(str(round_price(float(h.close[prev]) / factor)))
+        close_epoch = self.calendar.close_epochs[cal_index]
+        frac = (epoch - open_epoch) / (close_epoch - open_epoch)
+        o, c = float(h.open[index]) / factor, float(h.close[index]) / factor
+        price = o * (c / o) ** frac * math.exp(self._bridge(symbol, index, frac))
+        return Decimal(str(round_price(price)))
+
+    def _bridge(self, symbol: str, index: int, frac: float) -> float:
+        """Seeded wiggle that is zero at the open and the close."""
+        rng = np.random.default_rng([self.seed, stable_hash(symbol), index])
+        z = rng.standard_normal(INTRADAY_BRIDGE_TERMS)
+        k = np.arange(1, INTRADAY_BRIDGE_TERMS + 1)
+        amplitude = self.profile(symbol).own_vol + MARKET_DAILY_VOL * 0.5
+        return float(amplitude * np.sum(z * np.sin(k * math.pi * frac) / k))
+
+    def spread_bps(self, symbol: str) -> float:
+        override = self.spread_overrides.get(symbol)
+        if override is not None:
+            return override
+        lo, hi = DEFAULT_SPREAD_BPS_RANGE
+        return lo + (hi - lo) * unit_interval(self.seed, symbol, "spread")
+
+    def quote(self, symbol: str, epoch: float) -> Quote:
+        mid = self.mid(symbol, epoch)
+        tick = tick_for(mid)
+        half = mid * Decimal(str(self.spread_bps(symbol))) / Decimal(20000)
+        bid = (mid - half).quantize(tick, rounding=ROUND_FLOOR)
+        ask = (mid + half).quantize(tick, rounding=ROUND_CEILING)
+        if ask <= bid:
+            ask = bid + tick
+        bid = max(bid, tick)
+        lo, hi = QUOTE_SIZE_RANGE
+        second = int(epoch)
+        bid_size = lo + stable_hash(symbol, second, "b") % (hi - lo + 1)
+        ask_size = lo + stable_hash(symbol, second, "a") % (hi - lo + 1)
+        return Quote(bid, ask, bid_size, ask_size, mid)
+
+
+# --- daily bars as Alpaca's JSON --------------------------------------------------------
+
+BAR_TEMPLATE_CENTS = '{"t":"%s","o":%.2f,"h":%.2f,"l":%.2f,"c":%.2f,"v":%d,"n":%d,"vw":%.2f}'
+BAR_TEMPLATE_FINE = '{"t":"%s","o":%.4f,"h":%.4f,"l":%.4f,"c":%.4f,"v":%d,"n":%d,"vw":%.4f}'
+SHARES_PER_TRADE = 100
+ADJUSTMENTS = ("raw", "split", "dividend", "all")
+
+
+def format_bars(times: list[str], ohlcv: tuple[FloatArray, ...]) -> list[str]:
+    """One JSON object per bar, built in a single formatting pass (the hot path of /bars)."""
+    o, h, lo, c, v = ohlcv
+    n = len(times)
+    if n == 0:
+        return []
+    template = BAR_TEMPLATE_CENTS if float(lo.min()) >= 1 else BAR_TEMPLATE_FINE
+    vwap = np.round((h + lo + c) / 3, 4)
+    volume = v.astype(np.int64)
+    columns = [
+        times,
+        o.tolist(),
+        h.tolist(),
+        lo.tolist(),
+        c.tolist(),
+        volume.tolist(),
+        (volume // SHARES_PER_TRADE + 1).tolist(),
+        vwap.tolist(),
+    ]
+    flat = [value for row in zip(*columns, strict=True) for value in row]
+    return ((template + "\n") * n % tuple(flat)).split("\n")[:n]
+
+
+def bar_fragments(model: MarketModel, symbol: str, lo: int, hi: int, adjustment: str) -> list[str]:
+    """JSON of the bars at model indices [lo, hi) for `symbol` under `adjustment`."""
+    if symbol not in model.actions:
+        h = model.history(symbol)
+        if len(h.fragments) < hi:  # extend the cache up to `hi`
+            start = len(h.fragments)
+            h.fragments.extend(
+                format_bars(
+                    model.bar_times[start:hi],
+                    tuple(a[start:hi] for a in (h.open, h.high, h.low, h.close, h.volume)),
+                )
+            )
+        return h.fragments[lo:hi]
+    return _adjusted_fragments(model, symbol, lo, hi, adjustment)
+
+
+def _adjusted_fragments(
+    model: MarketModel, symbol: str, lo: int, hi: int, adjustment: str
+) -> list[str]:
+    h = model.history(symbol)
+    actions = model.actions.get(symbol, [])
+    split_before = np.ones(model.size)
+    for a in actions:
+        if a.split_ratio != 1.0:
+            split_before[max(a.index, 0) :] *= a.split_ratio
+    total_split = float(split_before[-1])
+    price_div = (
+        split_before if adjustment in ("raw", "dividend") else np.full(model.size, total_split)
+    )
+    factor = 1.0 / price_div
+    if adjustment in ("dividend", "all"):
+        raw_close = h.close / split_before
+        dividend_factor = np.ones(model.size)
+        for a in actions:
+            if a.dividend and 0 < a.index < model.size:
+                dividend_factor[: a.index] *= 1.0 - a.dividend / float(raw_close[a.index - 1])
+        factor = factor * dividend_factor
+    sl = slice(lo, hi)
+
+    def adj(a: FloatArray) -> FloatArray:
+        return np.round(a[sl] * factor[sl], 4)
+
+    volume = np.asarray(np.round(h.volume[sl] * price_div[sl]), dtype=np.float64)
+    return format_bars(
+        model.bar_times[lo:hi], (adj(h.open), adj(h.high), adj(h.low), adj(h.close), volume)
+    )

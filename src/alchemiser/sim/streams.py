@@ -1,0 +1,202 @@
+"""The two websockets: trade updates at /stream (JSON) and market data at /v2/iex (msgpack)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+import msgpack
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from alchemiser.sim.broker import Order
+from alchemiser.sim.clock import SimClock
+from alchemiser.sim.market import MarketModel, Quote
+from alchemiser.sim.views import order_json
+from alchemiser.sim.wire import iso_z
+
+AUTH_TIMEOUT_S = 10.0
+HEARTBEAT_S = 20.0
+# The data stream's quote condition and tape, as IEX quotes carry them.
+QUOTE_CONDITIONS = ["R"]
+TAPE = "C"
+IEX = "V"
+
+
+class StreamHub:
+    """Every open websocket, so updates can be fanned out and connections dropped at will."""
+
+    def __init__(self, clock: SimClock, market: MarketModel, keys: tuple[str, str]) -> None:
+        self.clock = clock
+        self.market = market
+        self.keys = keys
+        self.trade_listeners: set[asyncio.Queue[bytes]] = set()
+        self.data_subscribers: dict[web.WebSocketResponse, set[str]] = {}
+        self.sockets: set[web.WebSocketResponse] = set()
+
+    # --- trade updates -----------------------------------------------------------------
+
+    def publish(self, event: str, order: Order, extra: dict[str, Any]) -> None:
+        data: dict[str, Any] = {
+            "event": event,
+            "timestamp": iso_z(self.clock.epoch()),
+            "order": order_json(order),
+            **extra,
+        }
+        frame = json.dumps({"stream": "trade_updates", "data": data}).encode()
+        for queue in self.trade_listeners:
+            queue.put_nowait(frame)
+
+    async def trade_stream(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S)
+        await ws.prepare(request)
+        self.sockets.add(ws)
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        writer: asyncio.Task[None] | None = None
+        try:
+            async for msg in ws:
+                if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    break
+                request_msg = json.loads(msg.data)
+                action = request_msg.get("action")
+                data = request_msg.get("data") or {}
+                if action == "authenticate":
+                    if (data.get("key_id"), data.get("secret_key")) != self.keys:
+                        await ws.send_bytes(_auth_reply("unauthorized"))
+                        await ws.close(code=WSCloseCode.POLICY_VIOLATION)
+                        break
+                    await ws.send_bytes(_auth_reply("authorized"))
+                elif action == "listen":
+                    streams = list(data.get("streams") or [])
+                    ack = {"stream": "listening", "data": {"streams": streams}}
+                    await ws.send_bytes(json.dumps(ack).encode())
+                    if "trade_updates" in streams and writer is None:
+                        self.trade_listeners.add(queue)
+                        writer = asyncio.create_task(_pump(ws, queue))
+        finally:
+            self.trade_listeners.discard(queue)
+            self.sockets.discard(ws)
+            if writer is not None:
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
+        return ws
+
+    # --- market data -------------------------------------------------------------------
+
+    async def data_stream(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S)
+        await ws.prepare(request)
+        self.sockets.add(ws)
+        await ws.send_bytes(_pack([{"T": "success", "msg": "connected"}]))
+        authed = False
+        try:
+            async for msg in ws:
+                if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    break
+                payload = msgpack.unpackb(msg.data) if msg.type == WSMsgType.BINARY else None
+                if payload is None:
+                    payload = json.loads(msg.data)
+                action = payload.get("action")
+                if action == "auth":
+                    authed = (payload.get("key"), payload.get("secret")) == self.keys
+                    reply = (
+                        {"T": "success", "msg": "authenticated"}
+                        if authed
+                        else {"T": "error", "code": 402, "msg": "auth failed"}
+                    )
+                    await ws.send_bytes(_pack([reply]))
+                elif not authed:
+                    await ws.send_bytes(
+                        _pack([{"T": "error", "code": 401, "msg": "not authenticated"}])
+                    )
+                elif action in ("subscribe", "unsubscribe"):
+                    await self._subscription(ws, action, payload)
+        finally:
+            self.data_subscribers.pop(ws, None)
+            self.sockets.discard(ws)
+        return ws
+
+    async def _subscription(
+        self, ws: web.WebSocketResponse, action: str, payload: dict[str, Any]
+    ) -> None:
+        symbols = self.data_subscribers.setdefault(ws, set())
+        asked = {str(s).upper() for s in payload.get("quotes") or []}
+        if action == "subscribe":
+            symbols |= asked
+        else:
+            symbols -= asked
+        ack = {
+            "T": "subscription",
+            "trades": [],
+            "quotes": sorted(symbols),
+            "bars": [],
+            "updatedBars": [],
+            "dailyBars": [],
+            "statuses": [],
+            "lulds": [],
+            "corrections": [],
+            "cancelErrors": [],
+        }
+        await ws.send_bytes(_pack([ack]))
+        if action == "subscribe" and asked:
+            await self._send_quotes(ws, asked)
+
+    async def push_quotes(self) -> None:
+        """One round of quotes to every data subscriber."""
+        for ws, symbols in list(self.data_subscribers.items()):
+            if symbols and not ws.closed:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await self._send_quotes(ws, symbols)
+
+    async def _send_quotes(self, ws: web.WebSocketResponse, symbols: set[str]) -> None:
+        epoch = self.clock.epoch()
+        msgs = [
+            quote_message(s, self.market.quote(s, epoch), epoch)
+            for s in sorted(symbols)
+            if s not in self.market.unknown
+        ]
+        if msgs:
+            await ws.send_bytes(_pack(msgs))
+
+    async def drop_all(self) -> int:
+        """Close every websocket with 1011, as a server failure would."""
+        sockets = list(self.sockets)
+        for ws in sockets:
+            await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"dropped by simulator")
+        return len(sockets)
+
+
+def quote_message(symbol: str, quote: Quote, epoch: float) -> dict[str, Any]:
+    return {
+        "T": "q",
+        "S": symbol,
+        "bx": IEX,
+        "bp": float(quote.bid),
+        "bs": quote.bid_size,
+        "ax": IEX,
+        "ap": float(quote.ask),
+        "as": quote.ask_size,
+        "c": QUOTE_CONDITIONS,
+        "z": TAPE,
+        "t": msgpack.Timestamp.from_unix(epoch),
+    }
+
+
+def _pack(messages: list[dict[str, Any]]) -> bytes:
+    packed: bytes = msgpack.packb(messages)
+    return packed
+
+
+def _auth_reply(status: str) -> bytes:
+    reply = {"stream": "authorization", "data": {"action": "authenticate", "status": status}}
+    return json.dumps(reply).encode()
+
+
+async def _pump(ws: web.WebSocketResponse, queue: asyncio.Queue[bytes]) -> None:
+    while True:
+        frame = await queue.get()
+        if ws.closed:
+            return
+        await ws.send_bytes(frame)

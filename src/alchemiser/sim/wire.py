@@ -1,0 +1,75 @@
+"""JSON shapes of Alpaca's objects, and the small parsing helpers the handlers share."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from alchemiser.market_calendar import NEW_YORK
+from alchemiser.sim.errors import bad_request
+
+ASSET_NAMESPACE = uuid.UUID("6f1f3c2e-5d57-4c3b-9a55-1b0c1e0a5a11")
+
+
+def asset_id(symbol: str) -> str:
+    """A stable asset id per symbol, like Alpaca's."""
+    return str(uuid.uuid5(ASSET_NAMESPACE, symbol))
+
+
+def iso_z(epoch: float | None) -> str | None:
+    """RFC3339 UTC with microseconds, as the trading API stamps orders."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def iso_et(moment: datetime) -> str:
+    return moment.astimezone(NEW_YORK).isoformat()
+
+
+def dec_str(value: Decimal | None) -> str | None:
+    """Decimal as Alpaca's string, without exponent or trailing zeros."""
+    if value is None:
+        return None
+    text = format(value.normalize(), "f")
+    return text if text != "-0" else "0"
+
+
+def parse_decimal(value: Any, name: str) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        result = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise bad_request(f"invalid {name}") from None
+    if not result.is_finite():
+        raise bad_request(f"invalid {name}")
+    return result
+
+
+def parse_time(value: str | None, name: str) -> datetime | None:
+    """RFC3339 or a plain date (midnight New York), as the APIs accept."""
+    if not value:
+        return None
+    text = value.strip().replace(" ", "+").replace("Z", "+00:00")
+    try:
+        if len(text) == 10:
+            d = date.fromisoformat(text)
+            return datetime(d.year, d.month, d.day, tzinfo=NEW_YORK)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise bad_request(f"invalid {name}: {value}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_date(value: str | None, name: str) -> date | None:
+    moment = parse_time(value, name)
+    return None if moment is None else moment.astimezone(NEW_YORK).date()
+
+
+def symbols_param(value: str | None) -> list[str]:
+    if not value:
+        raise bad_request("symbols is required")
+    return [s.strip().upper() for s in value.split(",") if s.strip()]
