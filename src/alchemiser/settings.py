@@ -100,6 +100,21 @@ class RiskConfig(_Section):
     max_data_age_days: int = Field(default=1, ge=0)
 
 
+class MarketDataConfig(_Section):
+    # A new ticker's bars reach back this far.
+    history_years: int = Field(default=20, ge=1, le=100)
+    # alpaca-py sends requests without a timeout; we set one on its session.
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Our own bounded retries (429, 5xx, timeouts); alpaca-py's are switched off.
+    max_retries: int = Field(default=4, ge=0, le=10)
+    retry_backoff_seconds: float = Field(default=1.0, ge=0)
+    retry_backoff_max_seconds: float = Field(default=30.0, ge=0)
+    # How many of the newest stored bars a refresh re-reads to detect retroactive adjustments.
+    adjustment_check_bars: int = Field(default=5, ge=1, le=100)
+    # Parallel requests to the data API.
+    concurrency: int = Field(default=4, ge=1, le=32)
+
+
 class AlpacaConfig(_Section):
     api_key: SecretStr = SecretStr("")
     secret_key: SecretStr = SecretStr("")
@@ -152,6 +167,7 @@ class Settings(BaseSettings):
     execution: ExecutionConfig = ExecutionConfig()
     risk: RiskConfig = RiskConfig()
     alpaca: AlpacaConfig = AlpacaConfig()
+    marketdata: MarketDataConfig = MarketDataConfig()
 
     @classmethod
     def settings_customise_sources(
