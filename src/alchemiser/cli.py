@@ -7,7 +7,7 @@ prints. Heavy imports happen inside the commands so that `--help` stays fast.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -83,6 +83,28 @@ def demo() -> None:
     from alchemiser.demo import run_demo
 
     run_demo(load_settings_or_exit())
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8765, show_default=True, help="Port (0 = any free port).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the market history.")
+@click.option("--now", default=None, help="Simulated time at start, ISO 8601 (default: now).")
+@click.option("--speed", default=1.0, show_default=True, help="Simulated seconds per second.")
+@click.option("--cash", default="100000", show_default=True, help="Starting cash.")
+@click.option("--fill-wait-scale", default=1.0, show_default=True, help="Scale of fill waits.")
+def sim(now: str | None, cash: str, **options: Any) -> None:
+    """Run a local Alpaca (REST + websockets + market model) for tests and demos."""
+    from datetime import datetime
+    from decimal import Decimal
+
+    from alchemiser.sim.command import serve
+    from alchemiser.sim.config import SimConfig
+
+    start = datetime.fromisoformat(now) if now else None
+    if start is not None and start.tzinfo is None:
+        raise click.BadParameter("--now needs a UTC offset, e.g. 2026-11-20T15:30:00-05:00")
+    serve(SimConfig(now=start, cash=Decimal(cash), **options))
 
 
 if __name__ == "__main__":
