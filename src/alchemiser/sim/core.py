@@ -41,6 +41,8 @@ class Simulator:
             "fill_wait_scale": self.config.fill_wait_scale,
             "partial_fill_notional": str(self.config.partial_fill_notional),
             "websockets": len(self.hub.sockets),
+            "trade_listeners": len(self.hub.trade_listeners),
+            "data_subscribers": len(self.hub.data_subscribers),
         }
 
     def set_clock(
