@@ -1,0 +1,184 @@
+"""Netting intents across books, and splitting executions back to the books.
+
+Pure functions on plain dataclasses. For each symbol, buys and sells from
+different books cross internally at the reference price (no broker order); only
+the net goes to the broker, as one order per symbol and side. Every split uses
+the largest-remainder method on a quantum (1e-9 shares, or 1 share for
+non-fractionable assets), so the pieces add up exactly, no piece exceeds what
+its book asked for, and ties go to the strategy id that sorts first.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, localcontext
+
+from alchemiser.books.money import QUANTITY_QUANTUM, WIDE, ZERO, floor_to, quantum_for
+from alchemiser.books.planner import Intent, Side
+
+# Walk-the-book step of an order's first submission.
+FIRST_STEP = 0
+
+
+@dataclass(frozen=True)
+class Share:
+    """A book's part of a net order or a cross leg."""
+
+    strategy_id: str
+    quantity: Decimal
+
+
+@dataclass(frozen=True)
+class NetOrder:
+    """What goes to the broker for one symbol and side; `shares` say which books asked."""
+
+    symbol: str
+    side: Side
+    quantity: Decimal
+    reference_price: Decimal
+    shares: tuple[Share, ...]
+
+
+@dataclass(frozen=True)
+class Cross:
+    """Buys and sells of one symbol matched inside the house at the reference price."""
+
+    symbol: str
+    price: Decimal
+    quantity: Decimal
+    buyers: tuple[Share, ...]
+    sellers: tuple[Share, ...]
+
+
+@dataclass(frozen=True)
+class Netted:
+    orders: tuple[NetOrder, ...]
+    crosses: tuple[Cross, ...]
+
+
+def client_order_id(run_id: int, symbol: str, side: Side, step: int = FIRST_STEP) -> str:
+    """Deterministic id of a broker order, so a resumed run finds the orders it already sent."""
+    return f"alch-{run_id}-{symbol}-{side}-{step}"
+
+
+def cross_execution_id(run_id: int, symbol: str) -> str:
+    """Deterministic id of a run's internal cross in one symbol (its executions row)."""
+    return f"cross-{run_id}-{symbol}"
+
+
+def split_pro_rata(
+    total: Decimal, asks: Sequence[Share], quantum: Decimal = QUANTITY_QUANTUM
+) -> list[Share]:
+    """Split `total` (a multiple of `quantum`, ≤ Σ asks) among `asks` in proportion.
+
+    Largest remainder: each gets floor(total × ask / Σ asks) in quanta, then the
+    leftover quanta go one each to the largest remainders (ties: strategy id).
+    The result adds up to `total` exactly and no piece exceeds its ask. Books
+    whose piece is zero are left out.
+    """
+    asked = sum((a.quantity for a in asks), ZERO)
+    if total < 0 or total > asked:
+        raise ValueError(f"cannot split {total} among asks totalling {asked}")
+    if total == 0:
+        return []
+    with localcontext(WIDE):
+        exact = [total * a.quantity / asked for a in asks]
+        pieces = [floor_to(x, quantum) for x in exact]
+        leftover = int((total - sum(pieces, ZERO)) / quantum)
+        order = sorted(
+            range(len(asks)), key=lambda i: (-(exact[i] - pieces[i]), asks[i].strategy_id)
+        )
+        for i in order[:leftover]:
+            pieces[i] += quantum
+    return [Share(a.strategy_id, p) for a, p in zip(asks, pieces, strict=True) if p > 0]
+
+
+def net_intents(intents: Iterable[Intent], fractionable: Collection[str] | None = None) -> Netted:
+    """Net many books' intents: internal crosses plus one broker order per symbol and side.
+
+    `fractionable`: symbols tradable in fractions (default: all). For the others the
+    crossed quantity is split in whole shares, so every book keeps whole shares.
+    """
+    by_symbol: dict[str, list[Intent]] = defaultdict(list)
+    for intent in intents:
+        by_symbol[intent.symbol].append(intent)
+    orders: list[NetOrder] = []
+    crosses: list[Cross] = []
+    for symbol in sorted(by_symbol):
+        is_fractionable = fractionable is None or symbol in fractionable
+        cross, net = _net_symbol(symbol, by_symbol[symbol], quantum_for(is_fractionable))
+        if cross is not None:
+            crosses.append(cross)
+        orders.extend(net)
+    return Netted(tuple(orders), tuple(crosses))
+
+
+def _asks(intents: Sequence[Intent], side: Side) -> list[Share]:
+    totals: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for i in intents:
+        if i.side == side:
+            totals[i.strategy_id] += i.quantity
+    return [Share(s, q) for s, q in sorted(totals.items())]
+
+
+def _net_symbol(
+    symbol: str, intents: Sequence[Intent], quantum: Decimal
+) -> tuple[Cross | None, list[NetOrder]]:
+    price = intents[0].reference_price
+    buys, sells = _asks(intents, "buy"), _asks(intents, "sell")
+    bought = sum((s.quantity for s in buys), ZERO)
+    sold = sum((s.quantity for s in sells), ZERO)
+    crossed = floor_to(min(bought, sold), quantum)
+    cross = None
+    if crossed > 0:
+        cross = Cross(
+            symbol,
+            price,
+            crossed,
+            tuple(split_pro_rata(crossed, buys, quantum)),
+            tuple(split_pro_rata(crossed, sells, quantum)),
+        )
+    # Usually one side is fully crossed; both remain only when whole-share crossing
+    # leaves a fractional exit (a fractional holding of a non-fractionable asset).
+    sides: tuple[tuple[Side, list[Share], tuple[Share, ...]], ...] = (
+        ("sell", sells, cross.sellers if cross else ()),
+        ("buy", buys, cross.buyers if cross else ()),
+    )
+    orders = []
+    for side, asks, legs in sides:
+        remaining = _subtract(asks, legs)
+        quantity = sum((s.quantity for s in remaining), ZERO)
+        if quantity > 0:
+            orders.append(NetOrder(symbol, side, quantity, price, tuple(remaining)))
+    return cross, orders
+
+
+def _subtract(asks: Sequence[Share], crossed: Sequence[Share]) -> list[Share]:
+    taken: Mapping[str, Decimal] = {s.strategy_id: s.quantity for s in crossed}
+    left = [Share(a.strategy_id, a.quantity - taken.get(a.strategy_id, ZERO)) for a in asks]
+    return [s for s in left if s.quantity > 0]
+
+
+def split_execution(
+    quantity: Decimal, remaining: Sequence[Share], quantum: Decimal = QUANTITY_QUANTUM
+) -> tuple[list[Share], Decimal]:
+    """Split one execution of a net order among the books still waiting for shares.
+
+    `remaining`: each book's ask minus what earlier executions already gave it.
+    Splitting pro rata to what is still wanted keeps every book within its ask,
+    and a fully filled order gives each book exactly its ask. `quantum`: 1 for a
+    non-fractionable asset (books keep whole shares where the numbers allow).
+    Returns the pieces and the excess nobody asked for (an over-fill, or a fill
+    with no intents: the caller books it to the unallocated book).
+    """
+    wanted = sum((s.quantity for s in remaining), ZERO)
+    allocated = min(quantity, wanted)
+    if not all(_is_multiple(x, quantum) for x in (allocated, *(s.quantity for s in remaining))):
+        quantum = QUANTITY_QUANTUM
+    return split_pro_rata(allocated, remaining, quantum), quantity - allocated
+
+
+def _is_multiple(value: Decimal, quantum: Decimal) -> bool:
+    return floor_to(value, quantum) == value

@@ -1,0 +1,1 @@
+"""Tests of the books: planner, netting, ledger, reconciliation, views."""
