@@ -115,6 +115,14 @@ class MarketDataConfig(_Section):
     concurrency: int = Field(default=4, ge=1, le=32)
 
 
+class BooksConfig(_Section):
+    # When cash moves between funded books: only when a strategy's allocation changes
+    # in the configuration, or also when a book's share of the account drifts past
+    # drift_threshold (absolute, e.g. 0.05 = 5 points).
+    capital_policy: Literal["allocation_change", "drift"] = "allocation_change"
+    drift_threshold: Decimal = Field(default=Decimal("0.05"), gt=0, lt=1)
+
+
 class AlpacaConfig(_Section):
     api_key: SecretStr = SecretStr("")
     secret_key: SecretStr = SecretStr("")
@@ -166,6 +174,7 @@ class Settings(BaseSettings):
     schedule: ScheduleConfig = ScheduleConfig()
     execution: ExecutionConfig = ExecutionConfig()
     risk: RiskConfig = RiskConfig()
+    books: BooksConfig = BooksConfig()
     alpaca: AlpacaConfig = AlpacaConfig()
     marketdata: MarketDataConfig = MarketDataConfig()
 
