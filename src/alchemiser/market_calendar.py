@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
@@ -40,12 +41,14 @@ class MarketCalendar:
 
     def __init__(self, start: date = CALENDAR_START, end: date | None = None) -> None:
         end = end or date(datetime.now(UTC).year + YEARS_AHEAD, 12, 31)
-        cal = exchange_calendars.get_calendar(
-            EXCHANGE, start=start.isoformat(), end=end.isoformat()
-        )
-        self.days: list[date] = [ts.date() for ts in cal.sessions]
-        self.open_epochs: list[float] = [ts.timestamp() for ts in cal.opens]
-        self.close_epochs: list[float] = [ts.timestamp() for ts in cal.closes]
+        with warnings.catch_warnings():  # pandas deprecation noise inside exchange_calendars
+            warnings.simplefilter("ignore")
+            cal = exchange_calendars.get_calendar(
+                EXCHANGE, start=start.isoformat(), end=end.isoformat()
+            )
+            self.days: list[date] = [ts.date() for ts in cal.sessions]
+            self.open_epochs: list[float] = [ts.timestamp() for ts in cal.opens]
+            self.close_epochs: list[float] = [ts.timestamp() for ts in cal.closes]
         self._index = {d: i for i, d in enumerate(self.days)}
         self.first_day = self.days[0]
         self.last_day = self.days[-1]
