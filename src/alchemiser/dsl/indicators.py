@@ -1,0 +1,380 @@
+"""Indicators (spec §4) and the price store they read.
+
+`PriceHistory` wraps a price frame (symbol, date, close, ...). Each indicator is
+computed once per (indicator, ticker, parameters) as a whole series with polars,
+cached, so evaluating another date or another strategy is a list lookup.
+
+Group NAVs (spec §5) are short series that exist per (node, date); for them
+`value_on` computes one indicator value from a plain list of closes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from datetime import date
+
+import polars as pl
+
+from alchemiser.dsl.errors import StrategyDataError
+
+# Sample standard deviation (ddof 1) for stdev-return and stdev-price (spec §4).
+STDEV_DDOF = 1
+# max-drawdown over N returns, i.e. the last N+1 closes, like the other
+# return-type indicators (spec: "fewer than N+1 closes for return-type" is an error).
+MAX_DRAWDOWN_SPANS_N_RETURNS = True
+# Recursive indicators on a group's simulated NAV get this many extra days (spec §5).
+NAV_WARMUP_DAYS = 250
+# RSI when the average loss is 0 (spec §4), whatever the average gain.
+RSI_WHEN_NO_LOSS = 100.0
+PERCENT = 100.0
+
+RECURSIVE = frozenset(
+    {
+        "rsi",
+        "exponential-moving-average-price",
+        "percentage-price-oscillator",
+        "percentage-price-oscillator-signal",
+    }
+)
+
+Params = tuple[tuple[str, int], ...]
+NAN = math.nan
+
+
+def _p(params: Params, key: str) -> int:
+    for k, v in params:
+        if k == key:
+            return v
+    defaults = {"short-window": 12, "long-window": 26, "smooth-window": 9}
+    return defaults[key]
+
+
+def closes_needed(name: str, params: Params) -> int:
+    """How many closes (ending today) an indicator needs at least."""
+    if name == "current-price":
+        return 1
+    if name in ("moving-average-price", "stdev-price", "exponential-moving-average-price"):
+        return _p(params, "window")
+    if name == "max-drawdown":
+        return _p(params, "window") + (1 if MAX_DRAWDOWN_SPANS_N_RETURNS else 0)
+    if name in ("moving-average-return", "cumulative-return", "stdev-return", "rsi"):
+        return _p(params, "window") + 1
+    long = max(_p(params, "short-window"), _p(params, "long-window"))
+    if name == "percentage-price-oscillator":
+        return long
+    return long + _p(params, "smooth-window") - 1
+
+
+# --------------------------------------------------------------- whole series
+
+
+# Each whole series is one polars expression over the column `c` of closes, so
+# computing it is a single query (per-call overhead, not arithmetic, dominates).
+_C = pl.col("c")
+
+
+def _seeded_ema(values: pl.Expr, window: int, alpha: float, start: int = 0) -> pl.Expr:
+    """EMA of `values` seeded with the mean of its first `window` values from row
+    `start` on; null before the seed."""
+    idx = pl.int_range(pl.len())
+    seed_at = start + window - 1
+    seed = values.slice(start, window).mean()
+    seeded = pl.when(idx < seed_at).then(None).when(idx == seed_at).then(seed).otherwise(values)
+    return seeded.ewm_mean(alpha=alpha, adjust=False)
+
+
+def _ema(values: pl.Expr, window: int, start: int = 0) -> pl.Expr:
+    return _seeded_ema(values, window, 2.0 / (window + 1), start)
+
+
+def _rsi(window: int) -> pl.Expr:
+    change = _C.diff()  # null at row 0, so the seed covers rows 1..window
+    gain = _seeded_ema(change.clip(lower_bound=0.0), window, 1.0 / window, start=1)
+    loss = _seeded_ema((-change).clip(lower_bound=0.0), window, 1.0 / window, start=1)
+    return (
+        pl.when(loss.is_null())
+        .then(None)
+        .when(loss == 0)
+        .then(RSI_WHEN_NO_LOSS)
+        .otherwise(PERCENT - PERCENT / (1 + gain / loss))
+    )
+
+
+def _max_drawdown(span: int) -> pl.Expr:
+    """max over t in the window of 1 - P_t / (peak from the window start to t)."""
+    falls = [1 - _C.shift(a) / _C.rolling_max(span - a).shift(a) for a in range(span)]
+    return pl.max_horizontal(falls) * PERCENT
+
+
+def _ppo(params: Params) -> pl.Expr:
+    short = _ema(_C, _p(params, "short-window"))
+    long = _ema(_C, _p(params, "long-window"))
+    return (short - long) / long * PERCENT
+
+
+def _expression(name: str, params: Params) -> pl.Expr:
+    w = dict(params).get("window", 0)
+    if name == "current-price":
+        return _C
+    if name == "moving-average-price":
+        return _C.rolling_mean(w)
+    if name == "stdev-price":
+        return _C.rolling_std(w, ddof=STDEV_DDOF)
+    if name == "exponential-moving-average-price":
+        return _ema(_C, w)
+    if name == "moving-average-return":
+        return _C.pct_change().rolling_mean(w) * PERCENT
+    if name == "stdev-return":
+        return _C.pct_change().rolling_std(w, ddof=STDEV_DDOF) * PERCENT
+    if name == "cumulative-return":
+        return (_C / _C.shift(w) - 1) * PERCENT
+    if name == "rsi":
+        return _rsi(w)
+    if name == "max-drawdown":
+        return _max_drawdown(closes_needed(name, params))
+    if name == "percentage-price-oscillator":
+        return _ppo(params)
+    start = closes_needed("percentage-price-oscillator", params) - 1
+    return _ema(_ppo(params), _p(params, "smooth-window"), start)
+
+
+def compute_series(name: str, params: Params, closes: list[float]) -> list[float]:
+    """The indicator at every row of `closes` (oldest first); NaN where too short."""
+    need = closes_needed(name, params)
+    if len(closes) < need:
+        return [NAN] * len(closes)
+    frame = pl.DataFrame({"c": closes}, schema={"c": pl.Float64})
+    values: list[float] = frame.select(_expression(name, params).fill_null(NAN))[:, 0].to_list()
+    values[: need - 1] = [NAN] * (need - 1)
+    return values
+
+
+def value_on(name: str, params: Params, closes: Sequence[float]) -> float:
+    """The indicator's value on the last of `closes`; NaN if too short.
+
+    Used for group NAVs, which are short lists that exist once per (node, date):
+    plain Python here is far cheaper than building polars series each time.
+    """
+    need = closes_needed(name, params)
+    if len(closes) < need:
+        return NAN
+    if name in _SCALAR_RECURSIVE:
+        return _SCALAR_RECURSIVE[name](list(closes), params)
+    return _SCALAR_WINDOWED[name](list(closes[len(closes) - need :]))
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def _stdev(xs: Sequence[float]) -> float:
+    m = _mean(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - STDEV_DDOF))
+
+
+def _returns(xs: Sequence[float]) -> list[float]:
+    return [b / a - 1 for a, b in itertools.pairwise(xs)]
+
+
+def _drawdown(xs: Sequence[float]) -> float:
+    peak, worst = xs[0], 0.0
+    for x in xs:
+        peak = max(peak, x)
+        worst = max(worst, 1 - x / peak)
+    return worst * PERCENT
+
+
+def _ema_list(xs: Sequence[float], window: int) -> list[float]:
+    """EMA at each index from window-1 on (seeded with the first window's mean)."""
+    alpha = 2.0 / (window + 1)
+    value = _mean(xs[:window])
+    out = [value]
+    for x in xs[window:]:
+        value = alpha * x + (1 - alpha) * value
+        out.append(value)
+    return out
+
+
+def _rsi_scalar(xs: list[float], params: Params) -> float:
+    n = _p(params, "window")
+    changes = [b - a for a, b in itertools.pairwise(xs)]
+    gain = _mean([max(c, 0.0) for c in changes[:n]])
+    loss = _mean([max(-c, 0.0) for c in changes[:n]])
+    for c in changes[n:]:
+        gain = (gain * (n - 1) + max(c, 0.0)) / n
+        loss = (loss * (n - 1) + max(-c, 0.0)) / n
+    return RSI_WHEN_NO_LOSS if loss == 0 else PERCENT - PERCENT / (1 + gain / loss)
+
+
+def _ppo_list(xs: list[float], params: Params) -> list[float]:
+    short_w, long_w = _p(params, "short-window"), _p(params, "long-window")
+    short, long = _ema_list(xs, short_w), _ema_list(xs, long_w)
+    offset = long_w - short_w  # both lists end today; align them on their tails
+    short = short[offset:] if offset >= 0 else short
+    long = long[-offset:] if offset < 0 else long
+    return [(s - lg) / lg * PERCENT for s, lg in zip(short, long, strict=True)]
+
+
+_SCALAR_WINDOWED: dict[str, Callable[[list[float]], float]] = {
+    "current-price": lambda xs: xs[-1],
+    "moving-average-price": _mean,
+    "stdev-price": _stdev,
+    "moving-average-return": lambda xs: _mean(_returns(xs)) * PERCENT,
+    "cumulative-return": lambda xs: (xs[-1] / xs[0] - 1) * PERCENT,
+    "stdev-return": lambda xs: _stdev(_returns(xs)) * PERCENT,
+    "max-drawdown": _drawdown,
+}
+_SCALAR_RECURSIVE: dict[str, Callable[[list[float], Params], float]] = {
+    "rsi": _rsi_scalar,
+    "exponential-moving-average-price": lambda xs, p: _ema_list(xs, _p(p, "window"))[-1],
+    "percentage-price-oscillator": lambda xs, p: _ppo_list(xs, p)[-1],
+    "percentage-price-oscillator-signal": lambda xs, p: _ema_list(
+        _ppo_list(xs, p), _p(p, "smooth-window")
+    )[-1],
+}
+
+
+# --------------------------------------------------------------- price store
+
+
+class PriceHistory:
+    """Adjusted daily closes per ticker, with a cache of indicator series.
+
+    `calendar` is every date in the frame; an evaluation date is an index into
+    it. A ticker's indicator series run over its own rows; `row(ticker, i)` maps
+    a calendar index to the ticker's row on that date (-1 when it has none).
+    """
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        frame = frame.select("symbol", "date", pl.col("close").cast(pl.Float64)).sort(
+            "symbol", "date"
+        )
+        self.calendar: list[date] = frame["date"].unique().sort().to_list()
+        self._index = {d: i for i, d in enumerate(self.calendar)}
+        self._dates: dict[str, list[date]] = {}
+        self._closes: dict[str, list[float]] = {}
+        for (symbol,), part in frame.group_by("symbol", maintain_order=True):
+            self._dates[str(symbol)] = part["date"].to_list()
+            self._closes[str(symbol)] = part["close"].to_list()
+        self._rows: dict[str, list[int]] = {}
+        self._series: dict[tuple[str, str, Params], list[float]] = {}
+        self._aligned: dict[tuple[str, str, Params], list[float | None]] = {}
+        # The evaluator's per-strategy memo of node results lives with the prices
+        # it was computed from (opaque here: indicators know nothing of nodes).
+        self.memos: dict[int, object] = {}
+
+    def __contains__(self, ticker: str) -> bool:
+        return ticker in self._closes
+
+    def index_of(self, day: date) -> int:
+        """Calendar index of `day`; -1 if no ticker has a row that day."""
+        return self._index.get(day, -1)
+
+    def closes(self, ticker: str) -> list[float]:
+        return self._closes[ticker]
+
+    def row(self, ticker: str, index: int) -> int:
+        rows = self._rows.get(ticker)
+        if rows is None:
+            rows = self._build_rows(ticker)
+        return rows[index] if 0 <= index < len(rows) else -1
+
+    def _build_rows(self, ticker: str) -> list[int]:
+        dates = self._dates.get(ticker, [])
+        rows = [-1] * len(self.calendar)
+        if dates:
+            first, last = self._index[dates[0]], self._index[dates[-1]]
+            if last - first + 1 == len(dates):  # no gaps: the common case, no loop
+                rows[first : last + 1] = range(len(dates))
+            else:
+                for k, d in enumerate(dates):
+                    rows[self._index[d]] = k
+        self._rows[ticker] = rows
+        return rows
+
+    def series(self, name: str, ticker: str, params: Params) -> list[float]:
+        key = (name, ticker, params)
+        values = self._series.get(key)
+        if values is None:
+            values = compute_series(name, params, self._closes[ticker])
+            self._series[key] = values
+        return values
+
+    def value(self, name: str, ticker: str, params: Params, index: int) -> float:
+        """The indicator for `ticker` as of calendar `index`, or a StrategyDataError."""
+        aligned = self._aligned.get((name, ticker, params))
+        if aligned is None:
+            aligned = self._align(name, ticker, params, index)
+        value = aligned[index]
+        if value is not None and not math.isnan(value):
+            return value
+        return self._explain(name, ticker, params, index)
+
+    def _align(self, name: str, ticker: str, params: Params, index: int) -> list[float | None]:
+        """The series indexed by calendar day: None where the ticker has no row."""
+        self.checked_row(ticker, index, name, params)
+        series = self.series(name, ticker, params)
+        dates = self._dates[ticker]
+        first, last = self._index[dates[0]], self._index[dates[-1]]
+        aligned: list[float | None]
+        if last - first + 1 == len(dates):  # no gaps: splice instead of a loop
+            aligned = [None] * len(self.calendar)
+            aligned[first : last + 1] = series
+        else:
+            rows = self._rows.get(ticker) or self._build_rows(ticker)
+            aligned = [series[r] if r >= 0 else None for r in rows]
+        self._aligned[(name, ticker, params)] = aligned
+        return aligned
+
+    def _explain(self, name: str, ticker: str, params: Params, index: int) -> float:
+        row = self.checked_row(ticker, index, name, params)
+        value = self.series(name, ticker, params)[row]
+        if math.isnan(value):  # not enough history
+            need = closes_needed(name, params)
+            raise StrategyDataError(
+                ticker,
+                name,
+                _window(params),
+                self.calendar[index],
+                f"needs {need} daily closes, only {row + 1} available",
+            )
+        return value
+
+    def checked_row(self, ticker: str, index: int, what: str, params: Params = ()) -> int:
+        if ticker not in self._closes:
+            raise StrategyDataError(
+                ticker, what, _window(params), self.day(index), "no price data for this ticker"
+            )
+        row = self.row(ticker, index)
+        if row < 0:
+            raise StrategyDataError(
+                ticker, what, _window(params), self.day(index), "no price on this date"
+            )
+        return row
+
+    def day(self, index: int) -> date | None:
+        return self.calendar[index] if 0 <= index < len(self.calendar) else None
+
+    def daily_return(self, ticker: str, index: int) -> float:
+        """Close-to-close return from calendar day index-1 to index."""
+        row = self.checked_row(ticker, index, "daily return")
+        before = self.row(ticker, index - 1)
+        if before < 0 or before != row - 1:
+            raise StrategyDataError(
+                ticker, "daily return", None, self.day(index), "no price on the previous day"
+            )
+        closes = self._closes[ticker]
+        return closes[row] / closes[before] - 1
+
+    def last_index_on_or_before(self, day: date) -> int:
+        return bisect.bisect_right(self.calendar, day) - 1
+
+
+def _window(params: Params) -> int | None:
+    for k, v in params:
+        if k in ("window", "long-window"):
+            return v
+    return None
