@@ -7,6 +7,7 @@ prints. Heavy imports happen inside the commands so that `--help` stays fast.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -105,6 +106,53 @@ def sim(now: str | None, cash: str, **options: Any) -> None:
     if start is not None and start.tzinfo is None:
         raise click.BadParameter("--now needs a UTC offset, e.g. 2026-11-20T15:30:00-05:00")
     serve(SimConfig(now=start, cash=Decimal(cash), **options))
+
+
+@main.group()
+def data() -> None:
+    """Market data: the daily bar store (refresh, show, export)."""
+
+
+@data.command("refresh")
+@click.argument("tickers", nargs=-1)
+@click.option("--strategies", is_flag=True, help="Every ticker the configured strategies name.")
+@click.option("--through", type=click.DateTime(["%Y-%m-%d"]), help="Last session to load.")
+def data_refresh(tickers: tuple[str, ...], strategies: bool, through: Any) -> None:
+    """Load new tickers' history and top up known ones (default: through the last close)."""
+    from alchemiser.marketdata import commands
+
+    settings = load_settings_or_exit()
+    wanted = commands.resolve_tickers(settings, tickers, strategies)
+    if not wanted:
+        raise click.UsageError("name some TICKERS or pass --strategies")
+    end = through.date() if through else None
+    report = commands.run_refresh(settings, wanted, end, commands.progressbar)
+    click.echo("\n".join(commands.describe_refresh(report)))
+    if not report.ok:
+        sys.exit(commands.EXIT_PARTIAL)
+
+
+@data.command("show")
+@click.argument("ticker")
+@click.option("--last", "count", default=10, show_default=True, help="How many bars to list.")
+def data_show(ticker: str, count: int) -> None:
+    """A ticker's coverage and newest bars."""
+    from alchemiser.marketdata import commands
+
+    click.echo("\n".join(commands.show(load_settings_or_exit(), ticker, count)))
+
+
+@data.command("export")
+@click.option("--as-of", "as_of", required=True, type=click.DateTime(["%Y-%m-%d"]))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--ticker", "tickers", multiple=True, help="Only these (default: all stored).")
+def data_export(as_of: Any, file: Path, tickers: tuple[str, ...]) -> None:
+    """Write bars through AS_OF to FILE.parquet, the layout `evaluate --bars` reads."""
+    from alchemiser.marketdata import commands
+
+    wanted = [t.upper() for t in tickers]
+    rows = commands.export(load_settings_or_exit(), as_of.date(), file, wanted)
+    click.echo(f"wrote {rows} bars to {file}")
 
 
 if __name__ == "__main__":

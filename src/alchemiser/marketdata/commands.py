@@ -1,0 +1,119 @@
+"""What `alchemiser data refresh|show|export` do; cli.py only parses and delegates."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from click import progressbar as click_progressbar
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from alchemiser import db
+from alchemiser.marketdata.alpaca import DataClient
+from alchemiser.marketdata.frame import historical_frame, write_parquet
+from alchemiser.marketdata.refresh import RefreshReport, last_completed_session, refresh_bars
+from alchemiser.marketdata.store import last_bars, load_coverage
+from alchemiser.settings import Settings
+
+# Exit status when some tickers could not be refreshed.
+EXIT_PARTIAL = 1
+SHOW_DEFAULT_BARS = 10
+
+
+def strategy_tickers(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """Tickers named by each configured strategy's file."""
+    from alchemiser.dsl.parser import parse_strategy
+
+    return {
+        s.id: parse_strategy(s.file.read_text(encoding="utf-8"), str(s.file)).tickers
+        for s in settings.strategies
+    }
+
+
+def resolve_tickers(settings: Settings, tickers: Sequence[str], strategies: bool) -> list[str]:
+    chosen = {t.upper() for t in tickers}
+    if strategies:
+        chosen |= {t for ts in strategy_tickers(settings).values() for t in ts}
+    return sorted(chosen)
+
+
+def run_refresh(
+    settings: Settings,
+    tickers: Sequence[str],
+    through: date | None,
+    progressbar: Callable[[int], AbstractContextManager[Any]],
+) -> RefreshReport:
+    """Refresh with a progress bar; `through` defaults to the last completed session."""
+    end = through or last_completed_session()
+
+    async def go(engine: AsyncEngine) -> RefreshReport:
+        client = DataClient(settings.alpaca, settings.marketdata)
+        with progressbar(len(tickers)) as bar:
+            return await refresh_bars(
+                engine,
+                client,
+                tickers,
+                through=end,
+                config=settings.marketdata,
+                progress=bar.update,
+            )
+
+    report: RefreshReport = db.run(go, db.database_url(settings))
+    return report
+
+
+def describe_refresh(report: RefreshReport) -> list[str]:
+    counts: dict[str, int] = {}
+    for result in report.results.values():
+        counts[result.action] = counts.get(result.action, 0) + 1
+    summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
+    lines = [f"bars through {report.through}: {summary or 'nothing to do'}"]
+    lines += [f"  {error}" for error in report.failed.values()]
+    return lines
+
+
+def show(settings: Settings, ticker: str, count: int) -> list[str]:
+    """Coverage and the newest bars of one ticker, as lines of text."""
+    ticker = ticker.upper()
+
+    async def go(engine: AsyncEngine) -> tuple[Any, list[dict[str, Any]]]:
+        coverage = (await load_coverage(engine, [ticker])).get(ticker)
+        return coverage, await last_bars(engine, ticker, count)
+
+    coverage, bars = db.run(go, db.database_url(settings))
+    if coverage is None:
+        return [f"{ticker}: no bars stored (run `alchemiser data refresh {ticker}`)"]
+    lines = [
+        f"{ticker}: {coverage.bar_count} bars from {coverage.first_date} to {coverage.last_date}"
+        f" (asked from {coverage.requested_from})",
+        f"  refreshed {coverage.refreshed_at:%Y-%m-%d %H:%M:%S %Z},"
+        f" full history loaded {coverage.full_fetch_at:%Y-%m-%d %H:%M:%S %Z}",
+        f"  {'date':<10}  {'open':>12}  {'high':>12}  {'low':>12}  {'close':>12}  {'volume':>14}",
+    ]
+    lines += [
+        f"  {b['date']}  {b['open']:>12.4f}  {b['high']:>12.4f}  {b['low']:>12.4f}"
+        f"  {b['close']:>12.4f}  {b['volume']:>14.0f}"
+        for b in bars
+    ]
+    return lines
+
+
+def export(settings: Settings, as_of: date, path: Path, tickers: Sequence[str]) -> int:
+    """Write the price frame through `as_of` (all stored tickers by default); return rows."""
+
+    async def go(engine: AsyncEngine) -> int:
+        wanted = list(tickers) or list(await load_coverage(engine))
+        frame = await historical_frame(engine, wanted, as_of)
+        write_parquet(frame, path)
+        return frame.height
+
+    rows: int = db.run(go, db.database_url(settings))
+    return rows
+
+
+def progressbar(length: int) -> AbstractContextManager[Any]:
+    return click_progressbar(length=length, label="refreshing bars", file=sys.stderr)
