@@ -1,0 +1,1 @@
+"""Bar store, Alpaca fetching, today's prices, price frame and freshness."""
