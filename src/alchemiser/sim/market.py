@@ -118,6 +118,11 @@ def tick_for(price: Decimal) -> Decimal:
     return CENT if price >= 1 else SUB_DOLLAR_TICK
 
 
+def round_prices(prices: FloatArray) -> FloatArray:
+    """To the tick: cents at $1 and above, 1/100 cent below."""
+    return np.where(prices >= 1, np.round(prices, 2), np.round(prices, 4))
+
+
 def round_price(value: float) -> float:
     return round(value, 2) if value >= 1 else round(value, 4)
 
@@ -233,12 +238,8 @@ class MarketModel:
         low = np.minimum(open_, close) * np.exp(-wick[1])
         base_volume = 10 ** (5 + 2.5 * unit_interval(self.seed, symbol, "volume"))
         volume = np.floor(base_volume * np.exp(rng.standard_normal(self.size) * 0.35))
-        r = self._round
+        r = round_prices
         return History(r(open_), r(high), r(low), r(close), volume)
-
-    @staticmethod
-    def _round(prices: FloatArray) -> FloatArray:
-        return np.where(prices >= 1, np.round(prices, 2), np.round(prices, 4))
 
     def bar_time(self, index: int) -> str:
         """RFC3339 time of a daily bar: midnight New York, in UTC, as Alpaca stamps them."""
@@ -324,13 +325,17 @@ SHARES_PER_TRADE = 100
 ADJUSTMENTS = ("raw", "split", "dividend", "all")
 
 
-def format_bars(times: list[str], ohlcv: tuple[FloatArray, ...]) -> list[str]:
-    """One JSON object per bar, built in a single formatting pass (the hot path of /bars)."""
+def format_bars(times: list[str], ohlcv: tuple[FloatArray, ...], fine: bool = False) -> list[str]:
+    """One JSON object per bar, built in a single formatting pass (the hot path of /bars).
+
+    Unadjusted prices are in cents (4 decimals below $1); `fine` keeps 4 decimals, as
+    Alpaca's adjusted prices have.
+    """
     o, h, lo, c, v = ohlcv
     n = len(times)
     if n == 0:
         return []
-    template = BAR_TEMPLATE_CENTS if float(lo.min()) >= 1 else BAR_TEMPLATE_FINE
+    template = BAR_TEMPLATE_CENTS if not fine and float(lo.min()) >= 1 else BAR_TEMPLATE_FINE
     vwap = np.round((h + lo + c) / 3, 4)
     volume = v.astype(np.int64)
     columns = [
@@ -366,30 +371,34 @@ def bar_fragments(model: MarketModel, symbol: str, lo: int, hi: int, adjustment:
 def _adjusted_fragments(
     model: MarketModel, symbol: str, lo: int, hi: int, adjustment: str
 ) -> list[str]:
+    """Bars of a ticker with corporate actions: raw prices are what traded (tick-rounded);
+    adjusted ones scale raw prices by the later splits and dividends, so they equal raw
+    prices after the last action."""
     h = model.history(symbol)
     actions = model.actions.get(symbol, [])
     split_before = np.ones(model.size)
     for a in actions:
         if a.split_ratio != 1.0:
             split_before[max(a.index, 0) :] *= a.split_ratio
-    total_split = float(split_before[-1])
-    price_div = (
-        split_before if adjustment in ("raw", "dividend") else np.full(model.size, total_split)
-    )
-    factor = 1.0 / price_div
+    sl = slice(lo, hi)
+    factor = np.ones(model.size)
+    volume_factor = split_before
+    if adjustment in ("split", "all"):
+        factor = split_before / split_before[-1]
+        volume_factor = np.full(model.size, split_before[-1])
     if adjustment in ("dividend", "all"):
-        raw_close = h.close / split_before
-        dividend_factor = np.ones(model.size)
+        raw_close = round_prices(h.close / split_before)
         for a in actions:
             if a.dividend and 0 < a.index < model.size:
-                dividend_factor[: a.index] *= 1.0 - a.dividend / float(raw_close[a.index - 1])
-        factor = factor * dividend_factor
-    sl = slice(lo, hi)
+                factor[: a.index] *= 1.0 - a.dividend / float(raw_close[a.index - 1])
 
-    def adj(a: FloatArray) -> FloatArray:
-        return np.round(a[sl] * factor[sl], 4)
+    def adj(prices: FloatArray) -> FloatArray:
+        raw = round_prices(prices[sl] / split_before[sl])
+        return raw if adjustment == "raw" else np.round(raw * factor[sl], 4)
 
-    volume = np.asarray(np.round(h.volume[sl] * price_div[sl]), dtype=np.float64)
+    volume = np.asarray(np.round(h.volume[sl] * volume_factor[sl]), dtype=np.float64)
     return format_bars(
-        model.bar_times[lo:hi], (adj(h.open), adj(h.high), adj(h.low), adj(h.close), volume)
+        model.bar_times[lo:hi],
+        (adj(h.open), adj(h.high), adj(h.low), adj(h.close), volume),
+        fine=adjustment != "raw",
     )
