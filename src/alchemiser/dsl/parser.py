@@ -47,6 +47,7 @@ from alchemiser.dsl.ast import (
     WeightSpecified,
 )
 from alchemiser.dsl.errors import StrategySyntaxError
+from alchemiser.dsl.indicators import STDEV_DDOF
 
 GRAMMAR = (Path(__file__).with_name("grammar.lark")).read_text(encoding="utf-8")
 
@@ -54,6 +55,7 @@ GRAMMAR = (Path(__file__).with_name("grammar.lark")).read_text(encoding="utf-8")
 WEIGHT_SUM_TOLERANCE = 1e-6
 PERCENT_TOTAL = 100.0
 
+_STDEVS = ("stdev-return", "stdev-price")
 _NODE_TYPES = (Asset, Group, WeightEqual, WeightSpecified, WeightInverseVolatility, Filter, If)
 _CONDITION_TYPES = (Compare, And, Or, Not)
 _UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
@@ -334,6 +336,8 @@ class _Builder:
                 head, "`weight-inverse-volatility` takes a window and children `[...]`"
             )
         window = self._positive_int(args[0], "the window")
+        if window <= STDEV_DDOF:
+            raise self.error(args[0], f"the volatility window must be at least {STDEV_DDOF + 1}")
         children = self._children(args[1:], head)
         if not children:
             raise self.error(head, "`weight-inverse-volatility` needs at least one child")
@@ -436,6 +440,8 @@ class _Builder:
                 params.append((key, self._positive_int(value, f"`:{key}` of `{name}`")))
         if "window" in INDICATOR_PARAMS[name] and not any(k == "window" for k, _ in params):
             raise self.error(head, f"`{name}` needs `{{:window N}}`; there is no default window")
+        if name in _STDEVS and dict(params)["window"] <= STDEV_DDOF:
+            raise self.error(head, f"`{name}` needs a window of at least {STDEV_DDOF + 1}")
         return Indicator(name, ticker, original, tuple(params), **self._at())
 
 
@@ -529,9 +535,9 @@ def _syntax_error(text: str, file: str, exc: UnexpectedInput) -> StrategySyntaxE
 def diagnose_brackets(text: str) -> tuple[int, int, str] | None:
     """(line, column, message) for the first bracket problem, or None if balanced.
 
-    For a bracket that is never closed, greedy matching alone would blame the
-    outermost form; exports are pretty-printed, so the bracket to blame is the
-    last opener whose (greedy) closer lies beyond the end of its indented block.
+    Greedy matching alone blames the outermost form, or a closer far away from
+    the mistake. Exports are pretty-printed, so the bracket to blame is the last
+    opener whose (greedy) closer lies beyond the end of its indented block.
     """
     stack: list[int] = []
     closes: dict[int, int] = {}
@@ -546,37 +552,46 @@ def diagnose_brackets(text: str) -> tuple[int, int, str] | None:
             if not stack:
                 line, col = _line_col(text, start)
                 return line, col, f"unexpected `{s}`: there is no open bracket to close"
-            opener = stack.pop()
-            if _PAIRS[text[opener]] != s:
-                line, col = _line_col(text, start)
-                oline, ocol = _line_col(text, opener)
-                return (
-                    line,
-                    col,
-                    (
-                        f"`{s}` does not close `{text[opener]}` "
-                        f"opened at line {oline}, column {ocol}"
-                    ),
-                )
-            closes[opener] = start
+            if _PAIRS[text[stack[-1]]] != s:
+                return _mismatch(text, closes, stack, start)
+            closes[stack.pop()] = start
     if not stack:
         return None
-    blamed = _misnested_opener(text, closes, stack)
-    line, col = _line_col(text, blamed)
+    blamed = _misnested_opener(text, closes, stack, len(text))
+    return _unclosed(text, stack[0] if blamed is None else blamed)
+
+
+def _unclosed(text: str, opener: int) -> tuple[int, int, str]:
+    line, col = _line_col(text, opener)
+    closer = _PAIRS[text[opener]]
     return (
         line,
         col,
         (
-            f"unclosed `{text[blamed]}` opened at line {line}, column {col}: its closing "
-            f"`{_PAIRS[text[blamed]]}` is missing"
+            f"unclosed `{text[opener]}` opened at line {line}, column {col}: "
+            f"its closing `{closer}` is missing"
         ),
     )
 
 
-def _misnested_opener(text: str, closes: dict[int, int], unclosed: list[int]) -> int:
+def _mismatch(text: str, closes: dict[int, int], stack: list[int], at: int) -> tuple[int, int, str]:
+    blamed = _misnested_opener(text, closes, stack, at)
+    if blamed is not None:
+        return _unclosed(text, blamed)
+    line, col = _line_col(text, at)
+    oline, ocol = _line_col(text, stack[-1])
+    return (
+        line,
+        col,
+        (f"`{text[at]}` does not close `{text[stack[-1]]}` opened at line {oline}, column {ocol}"),
+    )
+
+
+def _misnested_opener(
+    text: str, closes: dict[int, int], still_open: list[int], upto: int
+) -> int | None:
+    """The last opener whose closer (or `upto`, if still open) lies past its block."""
     line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
-    # For each line, the offset where the next line at indent <= c begins is found
-    # by scanning forward; only openers whose greedy closer is suspect are checked.
     indents: list[int] = []
     for i, start in enumerate(line_starts):
         end = line_starts[i + 1] - 1 if i + 1 < len(line_starts) else len(text)
@@ -584,9 +599,8 @@ def _misnested_opener(text: str, closes: dict[int, int], unclosed: list[int]) ->
         stripped = body.lstrip(" \t,")
         blank = not stripped or stripped.startswith(";")
         indents.append(-1 if blank else len(body) - len(stripped))
-    blamed = unclosed[-1]
-    candidates = sorted([*closes, *unclosed])
-    for opener in reversed(candidates):
+    open_set = set(still_open)
+    for opener in sorted([*closes, *still_open], reverse=True):
         line_index = bisect.bisect_right(line_starts, opener) - 1
         col = opener - line_starts[line_index]
         block_end = len(text)
@@ -594,7 +608,7 @@ def _misnested_opener(text: str, closes: dict[int, int], unclosed: list[int]) ->
             if 0 <= indents[j] <= col:
                 block_end = line_starts[j] + indents[j]
                 break
-        close = closes.get(opener)
-        if close is None or close > block_end:
+        close = upto if opener in open_set else closes[opener]
+        if close > block_end or (opener in open_set and upto == len(text)):
             return opener
-    return blamed
+    return None
