@@ -1,0 +1,259 @@
+"""Every indicator against a plain loop over Python floats written here."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from alchemiser.dsl.errors import StrategyDataError
+from alchemiser.dsl.indicators import (
+    MAX_DRAWDOWN_SPANS_N_RETURNS,
+    RSI_WHEN_NO_LOSS,
+    STDEV_DDOF,
+    PriceHistory,
+    closes_needed,
+    value_on,
+)
+from tests.dsl.conftest import day, frame
+
+
+def walk(n: int, seed: int = 7) -> list[float]:
+    rng = random.Random(seed)
+    closes = [100.0]
+    for _ in range(n - 1):
+        closes.append(closes[-1] * (1 + rng.uniform(-0.04, 0.041)))
+    return closes
+
+
+# ---------------------------------------------------------- reference loops
+
+
+def mean(xs: list[float]) -> float:
+    total = 0.0
+    for x in xs:
+        total += x
+    return total / len(xs)
+
+
+def sample_stdev(xs: list[float]) -> float:
+    m = mean(xs)
+    total = 0.0
+    for x in xs:
+        total += (x - m) * (x - m)
+    return math.sqrt(total / (len(xs) - 1))
+
+
+def returns(xs: list[float]) -> list[float]:
+    return [xs[k] / xs[k - 1] - 1 for k in range(1, len(xs))]
+
+
+def ref_ema(xs: list[float], n: int) -> float:
+    alpha = 2 / (n + 1)
+    value = mean(xs[:n])
+    for x in xs[n:]:
+        value = alpha * x + (1 - alpha) * value
+    return value
+
+
+def ref_ema_all(xs: list[float], n: int) -> list[float]:
+    return [ref_ema(xs[: k + 1], n) for k in range(n - 1, len(xs))]
+
+
+def ref_rsi(xs: list[float], n: int) -> float:
+    gains, losses = [], []
+    for k in range(1, len(xs)):
+        change = xs[k] - xs[k - 1]
+        gains.append(change if change > 0 else 0.0)
+        losses.append(-change if change < 0 else 0.0)
+    gain, loss = mean(gains[:n]), mean(losses[:n])
+    for g, lo in zip(gains[n:], losses[n:], strict=True):
+        gain = gain + (g - gain) / n
+        loss = loss + (lo - loss) / n
+    if loss == 0:
+        return 100.0
+    return 100 - 100 / (1 + gain / loss)
+
+
+def ref_max_drawdown(xs: list[float], n: int) -> float:
+    window = xs[-(n + 1) :]  # N returns: N+1 closes
+    worst = 0.0
+    for t in range(len(window)):
+        for s in range(t):
+            worst = max(worst, (window[s] - window[t]) / window[s])
+    return worst * 100
+
+
+def ref_ppo(xs: list[float], short: int, long: int) -> float:
+    return (ref_ema(xs, short) - ref_ema(xs, long)) / ref_ema(xs, long) * 100
+
+
+def ref_ppo_signal(xs: list[float], short: int, long: int, smooth: int) -> float:
+    ppos = [ref_ppo(xs[: k + 1], short, long) for k in range(long - 1, len(xs))]
+    return ref_ema(ppos, smooth)
+
+
+REFERENCES = {
+    "current-price": lambda xs, p: xs[-1],
+    "moving-average-price": lambda xs, p: mean(xs[-p["window"] :]),
+    "exponential-moving-average-price": lambda xs, p: ref_ema(xs, p["window"]),
+    "moving-average-return": lambda xs, p: mean(returns(xs)[-p["window"] :]) * 100,
+    "cumulative-return": lambda xs, p: (xs[-1] / xs[-1 - p["window"]] - 1) * 100,
+    "stdev-return": lambda xs, p: sample_stdev(returns(xs)[-p["window"] :]) * 100,
+    "stdev-price": lambda xs, p: sample_stdev(xs[-p["window"] :]),
+    "max-drawdown": lambda xs, p: ref_max_drawdown(xs, p["window"]),
+    "rsi": lambda xs, p: ref_rsi(xs, p["window"]),
+    "percentage-price-oscillator": lambda xs, p: ref_ppo(xs, p["short-window"], p["long-window"]),
+    "percentage-price-oscillator-signal": lambda xs, p: ref_ppo_signal(
+        xs, p["short-window"], p["long-window"], p["smooth-window"]
+    ),
+}
+
+# (indicator, params, closes needed) as the specification defines them.
+CASES = [
+    ("current-price", {}, 1),
+    ("moving-average-price", {"window": 5}, 5),
+    ("moving-average-price", {"window": 1}, 1),
+    ("exponential-moving-average-price", {"window": 8}, 8),
+    ("exponential-moving-average-price", {"window": 1}, 1),
+    ("moving-average-return", {"window": 6}, 7),
+    ("moving-average-return", {"window": 1}, 2),
+    ("cumulative-return", {"window": 10}, 11),
+    ("cumulative-return", {"window": 1}, 2),
+    ("stdev-return", {"window": 9}, 10),
+    ("stdev-price", {"window": 4}, 4),
+    ("max-drawdown", {"window": 7}, 8),
+    ("max-drawdown", {"window": 1}, 2),
+    ("rsi", {"window": 10}, 11),
+    ("rsi", {"window": 1}, 2),
+    ("percentage-price-oscillator", {"short-window": 3, "long-window": 7}, 7),
+    (
+        "percentage-price-oscillator-signal",
+        {"short-window": 3, "long-window": 7, "smooth-window": 4},
+        10,
+    ),
+]
+
+
+def as_params(p: dict[str, int]) -> tuple[tuple[str, int], ...]:
+    return tuple(p.items())
+
+
+@pytest.fixture(scope="module")
+def closes() -> list[float]:
+    return walk(60)
+
+
+@pytest.fixture(scope="module")
+def history(closes: list[float]) -> PriceHistory:
+    return PriceHistory(frame({"AAA": closes}))
+
+
+@pytest.mark.parametrize(("name", "params", "need"), CASES)
+def test_indicator_matches_plain_loop_on_every_day(
+    name: str, params: dict[str, int], need: int, closes: list[float], history: PriceHistory
+) -> None:
+    assert closes_needed(name, as_params(params)) == need
+    full = {"short-window": 12, "long-window": 26, "smooth-window": 9, **params}
+    for k in range(need - 1, len(closes)):
+        expected = REFERENCES[name](closes[: k + 1], full)
+        got = history.value(name, "AAA", as_params(params), k)
+        assert got == pytest.approx(expected, rel=1e-9, abs=1e-9), (name, k)
+        # The NAV path (plain Python on a list) agrees with the polars series.
+        assert value_on(name, as_params(params), closes[: k + 1]) == pytest.approx(
+            expected, rel=1e-9, abs=1e-9
+        )
+
+
+@pytest.mark.parametrize(("name", "params", "need"), CASES)
+def test_too_little_history_is_a_data_error(
+    name: str, params: dict[str, int], need: int, history: PriceHistory
+) -> None:
+    if need == 1:
+        pytest.skip("one close is always enough")
+    with pytest.raises(StrategyDataError) as info:
+        history.value(name, "AAA", as_params(params), need - 2)
+    err = info.value
+    assert (err.ticker, err.indicator, err.as_of) == ("AAA", name, day(need - 2))
+    assert err.window == params.get("window", params.get("long-window"))
+    assert f"needs {need} daily closes, only {need - 1}" in err.message
+    assert math.isnan(value_on(name, as_params(params), [1.0] * (need - 1)))
+
+
+def test_window_longer_than_all_history(history: PriceHistory) -> None:
+    with pytest.raises(StrategyDataError, match="needs 201 daily closes, only 60"):
+        history.value("cumulative-return", "AAA", (("window", 200),), 59)
+
+
+def test_window_one_values_are_what_a_trader_expects() -> None:
+    h = PriceHistory(frame({"A": [10.0, 11.0, 9.9]}))
+    w1 = (("window", 1),)
+    assert h.value("moving-average-price", "A", w1, 2) == 9.9
+    assert h.value("exponential-moving-average-price", "A", w1, 2) == 9.9
+    assert h.value("cumulative-return", "A", w1, 1) == pytest.approx(10.0)
+    assert h.value("moving-average-return", "A", w1, 2) == pytest.approx(-10.0)
+    assert h.value("max-drawdown", "A", w1, 1) == 0.0
+    assert h.value("max-drawdown", "A", w1, 2) == pytest.approx(10.0)
+    assert h.value("rsi", "A", w1, 1) == RSI_WHEN_NO_LOSS
+    assert h.value("rsi", "A", w1, 2) == 0.0
+
+
+def test_rsi_is_100_when_prices_only_rise() -> None:
+    h = PriceHistory(frame({"UP": [float(x) for x in range(1, 30)]}))
+    assert h.value("rsi", "UP", (("window", 14),), 28) == 100.0
+
+
+def test_recursive_indicators_use_all_history() -> None:
+    closes = walk(300, seed=3)
+    h = PriceHistory(frame({"A": closes}))
+    rsi = h.value("rsi", "A", (("window", 10),), 299)
+    ema = h.value("exponential-moving-average-price", "A", (("window", 20),), 299)
+    assert rsi == pytest.approx(ref_rsi(closes, 10), abs=1e-9)
+    assert ema == pytest.approx(ref_ema(closes, 20), rel=1e-12)
+    # A short warm-up would give a noticeably different answer.
+    assert abs(rsi - ref_rsi(closes[-11:], 10)) > 1e-3
+    assert abs(ema - ref_ema(closes[-20:], 20)) > 1e-6
+
+
+def test_rsi_10_from_all_history_matches_last_1000_bars() -> None:
+    closes = walk(1600, seed=11)
+    full = PriceHistory(frame({"A": closes})).value("rsi", "A", (("window", 10),), 1599)
+    last = PriceHistory(frame({"A": closes[-1000:]})).value("rsi", "A", (("window", 10),), 999)
+    assert abs(full - last) <= 1e-6
+
+
+def test_pinned_constants() -> None:
+    # Sample standard deviation; max-drawdown over N returns (N+1 closes).
+    assert STDEV_DDOF == 1
+    assert MAX_DRAWDOWN_SPANS_N_RETURNS is True
+    h = PriceHistory(frame({"A": [1.0, 2.0, 3.0]}))
+    assert h.value("stdev-price", "A", (("window", 3),), 2) == pytest.approx(1.0)
+    h = PriceHistory(frame({"A": [10.0, 5.0, 6.0]}))
+    assert h.value("max-drawdown", "A", (("window", 2),), 2) == pytest.approx(50.0)
+
+
+def test_unknown_ticker_and_missing_day_are_data_errors() -> None:
+    h = PriceHistory(frame({"A": [1.0, 2.0, 3.0], "B": [1.0]}))
+    with pytest.raises(StrategyDataError, match="no price data for this ticker") as info:
+        h.value("current-price", "ZZZ", (), 2)
+    assert info.value.ticker == "ZZZ"
+    with pytest.raises(StrategyDataError, match="no price on this date"):
+        h.value("current-price", "B", (), 2)
+
+
+def test_series_are_computed_once_and_reused(history: PriceHistory) -> None:
+    params = (("window", 5),)
+    first = history.series("moving-average-price", "AAA", params)
+    history.value("moving-average-price", "AAA", params, 30)
+    assert history.series("moving-average-price", "AAA", params) is first
+
+
+def test_ticker_with_gap_uses_its_own_rows() -> None:
+    f = frame({"A": [1.0, 2.0, 3.0, 4.0], "B": [10.0, 20.0, 30.0, 40.0]})
+    f = f.filter(~((f["symbol"] == "B") & (f["date"] == day(1))))
+    h = PriceHistory(f)
+    # B's previous row before day 2 is day 0: a 2-close average of 10 and 30.
+    assert h.value("moving-average-price", "B", (("window", 2),), 2) == 20.0
+    with pytest.raises(StrategyDataError):
+        h.value("current-price", "B", (), 1)
