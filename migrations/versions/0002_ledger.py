@@ -249,6 +249,7 @@ def upgrade() -> None:
         sa.Column("symbol", sa.String(length=32), nullable=False),
         sa.Column("side", sa.String(length=4), nullable=False),
         sa.Column("quantity", sa.Numeric(precision=28, scale=9), nullable=False),
+        sa.Column("planned_quantity", sa.Numeric(precision=28, scale=9), nullable=True),
         sa.Column("reference_price", sa.Numeric(), nullable=False),
         sa.Column("reason", sa.String(length=32), nullable=False),
         sa.Column(
@@ -258,7 +259,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.CheckConstraint("side IN ('buy', 'sell')", name=op.f("ck_intents_side")),
-        sa.CheckConstraint("quantity > 0", name=op.f("ck_intents_quantity_positive")),
+        sa.CheckConstraint("quantity >= 0", name=op.f("ck_intents_quantity_not_negative")),
         sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name=op.f("fk_intents_run_id_runs")),
         sa.ForeignKeyConstraint(
             ["strategy_id"], ["strategies.id"], name=op.f("fk_intents_strategy_id_strategies")

@@ -126,7 +126,7 @@ class Intent(Base):
     __table_args__ = (
         UniqueConstraint("run_id", "strategy_id", "symbol", "side"),
         CheckConstraint(_in("side", SIDES), name="side"),
-        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("quantity >= 0", name="quantity_not_negative"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -134,7 +134,10 @@ class Intent(Base):
     strategy_id: Mapped[str] = _strategy_fk()
     symbol: Mapped[str] = mapped_column(String(SYMBOL_LENGTH))
     side: Mapped[str] = mapped_column(String(4))
+    # What the book may still be filled up to; lowered when phase 2 scales buys to cash.
     quantity: Mapped[Decimal] = mapped_column(Quantity)
+    # The planned quantity, kept when `quantity` was scaled down.
+    planned_quantity: Mapped[Decimal | None] = mapped_column(Quantity)
     reference_price: Mapped[Decimal] = mapped_column(Money)
     reason: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = _now()

@@ -15,7 +15,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
-from alchemiser.books.money import QUANTITY_QUANTUM, WIDE, ZERO, floor_to, quantum_for
+from alchemiser.books.money import QUANTITY_QUANTUM, WIDE, ZERO, floor_to, mul, quantum_for
 from alchemiser.books.planner import Intent, Side
 
 # Walk-the-book step of an order's first submission.
@@ -95,20 +95,30 @@ def split_pro_rata(
     return [Share(a.strategy_id, p) for a, p in zip(asks, pieces, strict=True) if p > 0]
 
 
-def net_intents(intents: Iterable[Intent], fractionable: Collection[str] | None = None) -> Netted:
+def net_intents(
+    intents: Iterable[Intent],
+    fractionable: Collection[str] | None = None,
+    cash: Mapping[str, Decimal] | None = None,
+) -> Netted:
     """Net many books' intents: internal crosses plus one broker order per symbol and side.
 
-    `fractionable`: symbols tradable in fractions (default: all). For the others the
+    `fractionable`: symbols tradable in fractions (default: all); for the others the
     crossed quantity is split in whole shares, so every book keeps whole shares.
+    `cash`: each book's cash now. When given, a book crosses only the buys its cash
+    already pays for (crosses are booked before any broker sell fills, so a buy
+    that relies on the book's own sells goes to the broker in phase 2 instead,
+    where it is capped to the cash the sells actually brought).
     """
     by_symbol: dict[str, list[Intent]] = defaultdict(list)
     for intent in intents:
         by_symbol[intent.symbol].append(intent)
+    available = None if cash is None else dict(cash)
     orders: list[NetOrder] = []
     crosses: list[Cross] = []
     for symbol in sorted(by_symbol):
         is_fractionable = fractionable is None or symbol in fractionable
-        cross, net = _net_symbol(symbol, by_symbol[symbol], quantum_for(is_fractionable))
+        quantum = quantum_for(is_fractionable)
+        cross, net = _net_symbol(symbol, by_symbol[symbol], quantum, available)
         if cross is not None:
             crosses.append(cross)
         orders.extend(net)
@@ -123,12 +133,31 @@ def _asks(intents: Sequence[Intent], side: Side) -> list[Share]:
     return [Share(s, q) for s, q in sorted(totals.items())]
 
 
+def _affordable(
+    buys: Sequence[Share], price: Decimal, quantum: Decimal, cash: dict[str, Decimal] | None
+) -> list[Share]:
+    """Each buyer's ask, capped to what its cash pays for at `price` (None: uncapped)."""
+    if cash is None:
+        return list(buys)
+    capped = []
+    for buy in buys:
+        with localcontext(WIDE):
+            payable = floor_to(max(cash.get(buy.strategy_id, ZERO), ZERO) / price, quantum)
+        if min(buy.quantity, payable) > 0:
+            capped.append(Share(buy.strategy_id, min(buy.quantity, payable)))
+    return capped
+
+
 def _net_symbol(
-    symbol: str, intents: Sequence[Intent], quantum: Decimal
+    symbol: str,
+    intents: Sequence[Intent],
+    quantum: Decimal,
+    cash: dict[str, Decimal] | None,
 ) -> tuple[Cross | None, list[NetOrder]]:
     price = intents[0].reference_price
     buys, sells = _asks(intents, "buy"), _asks(intents, "sell")
-    bought = sum((s.quantity for s in buys), ZERO)
+    crossable = _affordable(buys, price, quantum, cash)
+    bought = sum((s.quantity for s in crossable), ZERO)
     sold = sum((s.quantity for s in sells), ZERO)
     crossed = floor_to(min(bought, sold), quantum)
     cross = None
@@ -137,11 +166,16 @@ def _net_symbol(
             symbol,
             price,
             crossed,
-            tuple(split_pro_rata(crossed, buys, quantum)),
+            tuple(split_pro_rata(crossed, crossable, quantum)),
             tuple(split_pro_rata(crossed, sells, quantum)),
         )
-    # Usually one side is fully crossed; both remain only when whole-share crossing
-    # leaves a fractional exit (a fractional holding of a non-fractionable asset).
+        if cash is not None:
+            for leg in cross.buyers:
+                cash[leg.strategy_id] -= mul(leg.quantity, price)
+            for leg in cross.sellers:
+                cash[leg.strategy_id] = cash.get(leg.strategy_id, ZERO) + mul(leg.quantity, price)
+    # Usually one side is fully crossed. Both remain when crossing was limited by a
+    # buyer's cash or by whole shares (a fractional exit of a non-fractionable asset).
     sides: tuple[tuple[Side, list[Share], tuple[Share, ...]], ...] = (
         ("sell", sells, cross.sellers if cross else ()),
         ("buy", buys, cross.buyers if cross else ()),

@@ -1,0 +1,117 @@
+"""A tiny broker and a run driver for ledger tests: plan → net → cross → sells → buys."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from alchemiser.books import ledger
+from alchemiser.books.ledger import BrokerOrderRecord, ExecutionReport
+from alchemiser.books.money import floor_to, quantum_for
+from alchemiser.books.netting import NetOrder, client_order_id, net_intents
+from alchemiser.books.planner import Intent
+from alchemiser.settings import StrategyConfig
+
+D = Decimal
+_ids = itertools.count(1)
+
+
+def strategy(id_: str, capital: str | None = None, allocation: str = "0") -> StrategyConfig:
+    return StrategyConfig(
+        id=id_,
+        file=Path(f"/strategies/{id_}.clj"),
+        allocation=D(allocation),
+        capital=D(capital) if capital else None,
+    )
+
+
+@dataclass
+class Broker:
+    """The account as the broker sees it: cash and positions, changed only by its fills."""
+
+    cash: Decimal
+    positions: dict[str, Decimal] = field(default_factory=dict)
+
+    def fill(
+        self, order: NetOrder, quantity: Decimal, price: Decimal, coid: str
+    ) -> ExecutionReport:
+        sign = 1 if order.side == "buy" else -1
+        self.positions[order.symbol] = self.positions.get(order.symbol, D(0)) + sign * quantity
+        self.cash -= sign * quantity * price
+        return ExecutionReport(
+            execution_id=f"exec-{next(_ids)}",
+            symbol=order.symbol,
+            side=order.side,
+            quantity=quantity,
+            price=price,
+            executed_at=datetime.now(UTC),
+            client_order_id=coid,
+        )
+
+
+# How much of a net order fills, as fractions of it, one per execution.
+FillPlan = Callable[[NetOrder], Sequence[Decimal]]
+
+
+def fill_all(order: NetOrder) -> Sequence[Decimal]:
+    return [D(1)]
+
+
+async def send(
+    conn: AsyncConnection,
+    run_id: int,
+    order: NetOrder,
+    broker: Broker,
+    fractions: Sequence[Decimal],
+    fractionable: Collection[str] | None,
+    price: Decimal | None = None,
+) -> list[ExecutionReport]:
+    """Record the order, fill it in pieces at `price` (default: reference), book each piece."""
+    coid = client_order_id(run_id, order.symbol, order.side)
+    await ledger.record_broker_order(
+        conn,
+        BrokerOrderRecord(
+            coid, run_id, order.symbol, order.side, 0, "limit", order.quantity, "new"
+        ),
+    )
+    quantum = quantum_for(fractionable is None or order.symbol in fractionable)
+    left = order.quantity
+    reports = []
+    for fraction in fractions:
+        quantity = min(left, floor_to(order.quantity * fraction, quantum))
+        if quantity <= 0:
+            continue
+        left -= quantity
+        report = broker.fill(order, quantity, price or order.reference_price, coid)
+        await ledger.book_execution(conn, report)
+        reports.append(report)
+    return reports
+
+
+async def execute_run(
+    conn: AsyncConnection,
+    run_id: int,
+    intents: Sequence[Intent],
+    broker: Broker,
+    fills: FillPlan = fill_all,
+    fractionable: Collection[str] | None = None,
+) -> list[ExecutionReport]:
+    """The daily run's trading half, as the execution issue will drive it."""
+    await ledger.record_intents(conn, run_id, intents)
+    books = await ledger.load_books(conn)
+    netted = net_intents(intents, fractionable, {b: s.cash for b, s in books.items()})
+    for cross in netted.crosses:
+        await ledger.book_cross(conn, run_id, cross)
+    reports = []
+    for order in netted.orders:
+        if order.side == "sell":
+            reports += await send(conn, run_id, order, broker, fills(order), fractionable)
+    for order in await ledger.affordable_buy_orders(conn, run_id, fractionable):
+        reports += await send(conn, run_id, order, broker, fills(order), fractionable)
+    return reports

@@ -1,0 +1,287 @@
+"""The ledger on a real PostgreSQL: funding, fills, crosses, FIFO lots, cash, runs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from alchemiser.books import ledger
+from alchemiser.books.capital import BookCapital, capital_transfers
+from alchemiser.books.ledger import ExecutionReport, LedgerError
+from alchemiser.books.netting import NetOrder, Share, net_intents
+from alchemiser.books.planner import Intent, plan_liquidation
+from alchemiser.books.reconcile import ledger_problems, reconcile
+from alchemiser.settings import UNALLOCATED_BOOK
+from tests.books.harness import Broker, execute_run, send, strategy
+
+D = Decimal
+DAY = date(2026, 11, 2)
+TOLERANCE = D("0.01")
+
+
+@pytest.fixture
+async def conn(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.begin() as connection:
+        yield connection
+
+
+async def setup_books(conn: AsyncConnection, deposit: str, **capital: str) -> Broker:
+    await ledger.deposit(conn, D(deposit))
+    await ledger.sync_strategies(conn, [strategy(i, c) for i, c in capital.items()], D(deposit))
+    return Broker(D(deposit))
+
+
+async def holdings(conn: AsyncConnection) -> dict[tuple[str, str], Decimal]:
+    rows = await conn.execute(text("select strategy_id, symbol, quantity from book_holdings"))
+    return {(b, s): q for b, s, q in rows if q != 0}
+
+
+async def cash(conn: AsyncConnection) -> dict[str, Decimal]:
+    return dict((await conn.execute(text("select id, cash from strategies"))).all())
+
+
+async def assert_consistent(conn: AsyncConnection, broker: Broker) -> None:
+    assert await ledger_problems(conn) == []
+    result = await reconcile(conn, broker.positions, broker.cash, TOLERANCE)
+    assert result.ok, result.differences
+    assert result.differences == ()
+
+
+def buy(book: str, qty: str, price: str, symbol: str = "SPY") -> Intent:
+    return Intent(book, symbol, "buy", D(qty), D(price), "rebalance")
+
+
+def sell(book: str, qty: str, price: str, symbol: str = "SPY", reason: str = "rebalance") -> Intent:
+    return Intent(book, symbol, "sell", D(qty), D(price), reason)
+
+
+async def test_funding_moves_cash_from_unallocated(conn: AsyncConnection) -> None:
+    await ledger.deposit(conn, D(100_000))
+    result = await ledger.sync_strategies(
+        conn, [strategy("a", allocation="0.25"), strategy("b", capital="5000")], D(100_000)
+    )
+    assert result.funded == {"a": D(25_000), "b": D(5000)}
+    assert await cash(conn) == {UNALLOCATED_BOOK: D(70_000), "a": D(25_000), "b": D(5000)}
+    again = await ledger.sync_strategies(
+        conn, [strategy("a", allocation="0.25"), strategy("b", capital="5000")], D(100_000)
+    )
+    assert again.funded == {}
+    assert (await cash(conn))["a"] == D(25_000)
+    assert await ledger_problems(conn) == []
+
+
+async def test_two_books_same_ticker_one_exits_while_the_other_buys_more(
+    conn: AsyncConnection,
+) -> None:
+    broker = await setup_books(conn, "100000", a="10000", b="10000")
+    run1 = await ledger.start_run(conn, DAY, "daily")
+    await execute_run(conn, run1.id, [buy("a", "10", "100"), buy("b", "10", "100")], broker)
+    assert broker.positions == {"SPY": D(20)}
+
+    run2 = await ledger.start_run(conn, date(2026, 11, 3), "daily")
+    exit_a = sell("a", "10", "110", reason="exit")
+    intents = [exit_a, buy("b", "4", "110")]
+    netted = net_intents(intents)
+    assert [(c.quantity, c.price) for c in netted.crosses] == [(D(4), D(110))]
+    assert [(o.side, o.quantity) for o in netted.orders] == [("sell", D(6))]
+    await execute_run(conn, run2.id, intents, broker, fills=lambda o: [D(1)])
+
+    assert broker.positions == {"SPY": D(14)}  # only the net 6 went to the broker
+    assert await holdings(conn) == {("b", "SPY"): D(14)}
+    books_cash = await cash(conn)
+    assert books_cash["a"] == D(10_000) - 1000 + 4 * 110 + 6 * 110
+    assert books_cash["b"] == D(10_000) - 1000 - 4 * 110
+    realised = await conn.scalar(
+        text("select realised_pnl from book_holdings where strategy_id='a'")
+    )
+    assert realised == D(100)
+    await assert_consistent(conn, broker)
+
+
+async def test_partial_fills_are_split_pro_rata_and_replays_change_nothing(
+    conn: AsyncConnection,
+) -> None:
+    broker = await setup_books(conn, "100000", a="10000", b="10000")
+    run = await ledger.start_run(conn, DAY, "daily")
+    intents = [buy("a", "30", "100"), buy("b", "10", "100")]
+    await ledger.record_intents(conn, run.id, intents)
+    (order,) = net_intents(intents).orders
+    reports = await send(conn, run.id, order, broker, [D("0.25")], None)
+    assert await holdings(conn) == {("a", "SPY"): D("7.5"), ("b", "SPY"): D("2.5")}
+
+    before = (await holdings(conn), await cash(conn))
+    assert await ledger.book_execution(conn, reports[0]) == []
+    assert (await holdings(conn), await cash(conn)) == before
+
+    rest = NetOrder("SPY", "buy", D(30), D(100), (Share("a", D("22.5")), Share("b", D("7.5"))))
+    await send(conn, run.id, rest, broker, [D(1)], None)
+    assert await holdings(conn) == {("a", "SPY"): D(30), ("b", "SPY"): D(10)}
+    filled = await conn.scalar(text("select filled_quantity from broker_orders"))
+    assert filled == D(40)
+    await assert_consistent(conn, broker)
+
+
+async def test_fifo_lots_across_three_buys_and_a_partial_sell(conn: AsyncConnection) -> None:
+    broker = await setup_books(conn, "100000", a="10000")
+    for day, price in ((2, "100"), (3, "110"), (4, "120")):
+        run = await ledger.start_run(conn, date(2026, 11, day), "daily")
+        await execute_run(conn, run.id, [buy("a", "10", price)], broker)
+    run = await ledger.start_run(conn, date(2026, 11, 5), "daily")
+    await execute_run(conn, run.id, [sell("a", "15", "130")], broker)
+
+    lots = (
+        await conn.execute(text("select quantity, remaining, cost_price from lots order by id"))
+    ).all()
+    assert lots == [(D(10), D(0), D(100)), (D(10), D(5), D(110)), (D(10), D(10), D(120))]
+    closures = (
+        await conn.execute(text("select quantity, realised_pnl from lot_closures order by id"))
+    ).all()
+    assert closures == [(D(10), D(300)), (D(5), D(100))]
+    row = (
+        await conn.execute(text("select quantity, cost_basis, realised_pnl from book_holdings"))
+    ).one()
+    assert tuple(row) == (D(15), D(550 + 1200), D(400))
+    await assert_consistent(conn, broker)
+
+
+async def test_selling_more_than_a_book_holds_is_refused(conn: AsyncConnection) -> None:
+    await setup_books(conn, "1000", a="1000")
+    report = ExecutionReport("x1", "SPY", "sell", D(1), D(10), datetime.now(UTC))
+    with pytest.raises(LedgerError, match="more than it holds"):
+        await ledger.book_execution(conn, report)
+
+
+async def test_an_unasked_fill_lands_in_unallocated(conn: AsyncConnection) -> None:
+    await setup_books(conn, "1000", a="500")
+    report = ExecutionReport("x1", "SPY", "buy", D(2), D(10), datetime.now(UTC), "unknown-coid")
+    booked = await ledger.book_execution(conn, report)
+    assert [(b.strategy_id, b.quantity) for b in booked] == [(UNALLOCATED_BOOK, D(2))]
+    assert (await cash(conn))[UNALLOCATED_BOOK] == D(480)
+
+
+async def test_buys_are_capped_to_the_cash_sells_actually_brought(conn: AsyncConnection) -> None:
+    broker = await setup_books(conn, "10000", a="1000")
+    run1 = await ledger.start_run(conn, DAY, "daily")
+    await execute_run(conn, run1.id, [buy("a", "10", "100")], broker)
+    # Switch SPY → TLT, but only half the SPY sale fills.
+    run2 = await ledger.start_run(conn, date(2026, 11, 3), "daily")
+    intents = [sell("a", "10", "100", reason="exit"), buy("a", "100", "10", "TLT")]
+    await execute_run(
+        conn, run2.id, intents, broker, fills=lambda o: [D("0.5")] if o.side == "sell" else [D(1)]
+    )
+    assert (await cash(conn))["a"] >= 0
+    assert await holdings(conn) == {("a", "SPY"): D(5), ("a", "TLT"): D(50)}
+    planned = await conn.scalar(
+        text("select planned_quantity from intents where symbol = 'TLT' and run_id = :r"),
+        {"r": run2.id},
+    )
+    assert planned == D(100)
+    await assert_consistent(conn, broker)
+
+
+async def test_run_is_one_row_per_day_and_kind(conn: AsyncConnection) -> None:
+    first = await ledger.start_run(conn, DAY, "daily", "live", "abc")
+    again = await ledger.start_run(conn, DAY, "daily", "live", "abc")
+    other = await ledger.start_run(conn, DAY, "trade-now")
+    assert (first.resumed, again.resumed, again.id) == (False, True, first.id)
+    assert other.id != first.id
+    await ledger.set_run_status(
+        conn, first.id, "completed", timings={"evaluate": 1.5}, finished=True
+    )
+    row = (
+        await conn.execute(
+            text("select status, timings, finished_at from runs where id = :i"), {"i": first.id}
+        )
+    ).one()
+    assert row.status == "completed"
+    assert row.timings == {"evaluate": 1.5}
+    assert row.finished_at is not None
+
+
+async def test_signals_and_intents_are_recorded_once(conn: AsyncConnection) -> None:
+    await setup_books(conn, "1000", a="500")
+    run = await ledger.start_run(conn, DAY, "daily")
+    await ledger.record_signal(conn, run.id, "a", allocation={"SPY": 1.0}, trace=[{"if": "x"}])
+    await ledger.record_signal(conn, run.id, "a", allocation={"TLT": 1.0})
+    intents = [buy("a", "1", "100")]
+    await ledger.record_intents(conn, run.id, intents)
+    await ledger.record_intents(conn, run.id, intents)
+    assert await ledger.load_intents(conn, run.id) == intents
+    allocation = await conn.scalar(text("select allocation from signals"))
+    assert allocation == {"SPY": 1.0}
+
+
+async def test_allocation_change_moves_cash_by_transfer(conn: AsyncConnection) -> None:
+    await ledger.deposit(conn, D(100_000))
+    await ledger.sync_strategies(conn, [strategy("a", allocation="0.5")], D(100_000))
+    result = await ledger.sync_strategies(conn, [strategy("a", allocation="0.3")], D(100_000))
+    assert result.allocation_changed == {"a": D("0.3")}
+    books = [BookCapital("a", D(50_000), D(50_000), D("0.3"), allocation_changed=True)]
+    plan = capital_transfers(books, D(50_000), D(100_000), "allocation_change", D("0.05"))
+    assert [(t.source, t.destination, t.amount) for t in plan.transfers] == [
+        ("a", UNALLOCATED_BOOK, D(20_000))
+    ]
+    for t in plan.transfers:
+        await ledger.transfer_cash(conn, t.source, t.destination, t.amount)
+    for strategy_id in plan.settled:
+        await ledger.apply_allocation(conn, strategy_id, result.allocation_changed[strategy_id])
+    assert await cash(conn) == {UNALLOCATED_BOOK: D(70_000), "a": D(30_000)}
+    later = await ledger.sync_strategies(conn, [strategy("a", allocation="0.3")], D(100_000))
+    assert later.allocation_changed == {}
+    assert await ledger_problems(conn) == []
+
+
+def test_capital_outflow_is_limited_to_cash_and_the_rest_is_owed() -> None:
+    books = [BookCapital("a", D(50_000), D(5_000), D("0.3"), allocation_changed=True)]
+    plan = capital_transfers(books, D(0), D(100_000), "allocation_change", D("0.05"))
+    assert [t.amount for t in plan.transfers] == [D(5000)]
+    assert plan.withdrawals == {"a": D(15_000)}
+    assert plan.settled == []
+
+
+def test_drift_policy_rebalances_capital_only_past_the_threshold() -> None:
+    near = BookCapital("a", D(52_000), D(52_000), D("0.5"))
+    far = BookCapital("b", D(40_000), D(0), D("0.3"))
+    fixed = BookCapital("c", D(1000), D(1000), D(0), fixed_capital=True)
+    plan = capital_transfers([near, far, fixed], D(20_000), D(100_000), "drift", D("0.05"))
+    # Only b is past the threshold (0.40 vs 0.30); it has no cash, so it owes it all.
+    assert plan.transfers == []
+    assert plan.withdrawals == {"b": D(10_000)}
+    richer = BookCapital("b", D(40_000), D(25_000), D("0.3"))
+    plan = capital_transfers([richer], D(0), D(100_000), "drift", D("0.05"))
+    assert [(t.source, t.amount) for t in plan.transfers] == [("b", D(10_000))]
+    assert plan.settled == ["b"]
+    assert (
+        capital_transfers([near], D(0), D(100_000), "allocation_change", D("0.01")).transfers == []
+    )
+
+
+async def test_removed_strategy_is_liquidated_into_unallocated(conn: AsyncConnection) -> None:
+    broker = await setup_books(conn, "10000", a="1000", b="1000")
+    run = await ledger.start_run(conn, DAY, "daily")
+    await execute_run(conn, run.id, [buy("a", "5", "100")], broker)
+    result = await ledger.sync_strategies(conn, [strategy("b", "1000")], D(10_000))
+    assert result.removed == ["a"]
+    assert not await ledger.retire_book(conn, "a")  # still holds SPY
+    books = await ledger.load_books(conn)
+    run2 = await ledger.start_run(conn, date(2026, 11, 3), "daily")
+    await execute_run(conn, run2.id, plan_liquidation(books["a"], {"SPY": D(102)}), broker)
+    assert await ledger.retire_book(conn, "a")
+    assert (await cash(conn))["a"] == 0
+    assert (await cash(conn))[UNALLOCATED_BOOK] == D(8000) + 1000 - 500 + 510
+    state = await conn.scalar(text("select state from strategies where id = 'a'"))
+    assert state == "removed"
+    await assert_consistent(conn, broker)
+
+
+async def test_open_account_adopts_the_broker_positions(conn: AsyncConnection) -> None:
+    await ledger.open_account(conn, D(5000), {"SPY": (D("2.5"), D(400))})
+    broker = Broker(D(5000), {"SPY": D("2.5")})
+    await assert_consistent(conn, broker)
+    pnl = await conn.scalar(text("select pnl from book_value where strategy_id = 'unallocated'"))
+    assert pnl == 0
