@@ -9,7 +9,12 @@ import polars as pl
 import pytest
 
 from alchemiser.dsl import Strategy, parse_strategy
+from alchemiser.dsl._deep import run_deep
 from alchemiser.dsl.errors import StrategySyntaxError
+
+# Start the big-stack worker (which raises the recursion limit once) before any
+# test runs, so hypothesis does not see the limit change during a test.
+run_deep(int)
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / ".." / "shared" / "corpus" / "clj"
