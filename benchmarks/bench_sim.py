@@ -1,0 +1,238 @@
+"""Benchmark of the local Alpaca simulator, through the real alpaca-py clients.
+
+Targets (issue 4):
+  * with 100 orders in flight, REST answers in < 20 ms at the median;
+  * trade updates arrive within 50 ms of the fill;
+  * 20 years of daily bars for 500 tickers are served in < 10 s.
+
+The simulator runs as `alchemiser sim` in its own process (as users run it), so the
+client's work does not share its interpreter. Run: `.venv/bin/python benchmarks/bench_sim.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import signal
+import statistics
+import string
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from datetime import datetime, timedelta
+from typing import Any
+
+from alpaca.data.enums import Adjustment
+from alpaca.data.historical import StockHistoricalDataClient
+from alpaca.data.requests import StockBarsRequest
+from alpaca.data.timeframe import TimeFrame
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import OrderSide, TimeInForce
+from alpaca.trading.models import TradeUpdate
+from alpaca.trading.requests import (
+    GetOrdersRequest,
+    LimitOrderRequest,
+    MarketOrderRequest,
+    ReplaceOrderRequest,
+)
+from alpaca.trading.stream import TradingStream
+
+NOW = "2026-11-18T11:00:00-05:00"
+ORDERS_IN_FLIGHT = 100
+REST_SAMPLES = 400
+FILL_SAMPLES = 200
+BAR_TICKERS = 500
+BAR_YEARS = 20
+# Resting orders fill over a few seconds, so the engine is busy while REST is measured.
+FILL_WAIT_SCALE = 0.02
+
+
+def start_sim(fill_wait_scale: float) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    command = [sys.executable, "-m", "alchemiser.cli", "sim", "--port", "0", "--seed", "1"]
+    command += ["--now", NOW, "--cash", "100000000", "--fill-wait-scale", str(fill_wait_scale)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    settings = dict(proc.stdout.readline().strip().split("=", 1) for _ in range(6))
+    return proc, settings
+
+
+def admin(origin: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{origin}/_sim/{path}", data=data)
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        result: dict[str, Any] = json.loads(response.read())
+        return result
+
+
+def ms(seconds: list[float]) -> str:
+    qs = statistics.quantiles(seconds, n=100)
+    return (
+        f"median {statistics.median(seconds) * 1000:6.2f} ms  p90 {qs[89] * 1000:6.2f} ms  "
+        f"max {max(seconds) * 1000:6.2f} ms  (n={len(seconds)})"
+    )
+
+
+class Collector:
+    """A TradingStream on a thread; records the wall time each update arrives."""
+
+    def __init__(self, settings: dict[str, str]) -> None:
+        key, secret = settings["ALPACA_API_KEY"], settings["ALPACA_SECRET_KEY"]
+        self.stream = TradingStream(key, secret, url_override=settings["ALPACA_STREAM_URL"])
+        self.arrivals: list[tuple[float, TradeUpdate]] = []
+        self.stream.subscribe_trade_updates(self._on_update)
+        self.thread = threading.Thread(target=self.stream.run, daemon=True)
+        self.thread.start()
+
+    async def _on_update(self, update: TradeUpdate) -> None:
+        self.arrivals.append((time.time(), update))
+
+    def fills(self) -> list[tuple[float, TradeUpdate]]:
+        return [(t, u) for t, u in self.arrivals if str(u.event) in ("fill", "partial_fill")]
+
+
+def bench_trading(settings: dict[str, str]) -> None:
+    origin = settings["ALPACA_TRADING_URL"]
+    key, secret = settings["ALPACA_API_KEY"], settings["ALPACA_SECRET_KEY"]
+    client = TradingClient(key, secret, url_override=origin)
+    collector = Collector(settings)
+    while admin(origin, "state")["trade_listeners"] < 1:
+        time.sleep(0.05)
+    symbols = [f"B{a}{b}" for a, b in itertools.product(string.ascii_uppercase, repeat=2)][:50]
+    data = StockHistoricalDataClient(key, secret, url_override=origin)
+    from alpaca.data.requests import StockLatestQuoteRequest
+
+    quotes = data.get_stock_latest_quote(StockLatestQuoteRequest(symbol_or_symbols=symbols))
+    # 100 buy limits inside the spread (between 5 % and 60 % of the way to the ask).
+    in_flight = []
+    for i in range(ORDERS_IN_FLIGHT):
+        q = quotes[symbols[i % len(symbols)]]
+        for _ in range(1):
+            admin(origin, "price", {"symbol": q.symbol, "spread_bps": 40})
+    quotes = data.get_stock_latest_quote(StockLatestQuoteRequest(symbol_or_symbols=symbols))
+    for i in range(ORDERS_IN_FLIGHT):
+        q = quotes[symbols[i % len(symbols)]]
+        price = round(q.bid_price + (q.ask_price - q.bid_price) * 0.1, 2)
+        req = LimitOrderRequest(
+            symbol=q.symbol,
+            qty=10 + i,
+            side=OrderSide.BUY,
+            time_in_force=TimeInForce.DAY,
+            limit_price=price,
+        )
+        in_flight.append(client.submit_order(req))
+    open_now = len(client.get_orders(GetOrdersRequest(limit=500)))
+    print(f"orders in flight: {open_now} open limit orders (engine filling them meanwhile)")
+
+    timings: dict[str, list[float]] = {
+        "get_account": [],
+        "get_order": [],
+        "get_orders": [],
+        "submit_order": [],
+        "replace_order": [],
+        "cancel_order": [],
+        "get_clock": [],
+    }
+
+    def timed(name: str, fn: Any, *args: Any) -> Any:
+        t0 = time.perf_counter()
+        result = fn(*args)
+        timings[name].append(time.perf_counter() - t0)
+        return result
+
+    for i in range(REST_SAMPLES // 7):
+        timed("get_account", client.get_account)
+        timed("get_order", client.get_order_by_id, in_flight[i % len(in_flight)].id)
+        timed("get_orders", client.get_orders, GetOrdersRequest(limit=100))
+        symbol = symbols[i % len(symbols)]
+        q = quotes[symbol]
+        req = LimitOrderRequest(
+            symbol=symbol,
+            qty=1,
+            side=OrderSide.BUY,
+            time_in_force=TimeInForce.DAY,
+            limit_price=round(q.bid_price * 0.5, 2),
+        )
+        o = timed("submit_order", client.submit_order, req)
+        new = timed(
+            "replace_order",
+            client.replace_order_by_id,
+            o.id,
+            ReplaceOrderRequest(limit_price=round(q.bid_price * 0.49, 2)),
+        )
+        timed("cancel_order", client.cancel_order_by_id, new.id)
+        timed("get_clock", client.get_clock)
+    everything = [t for ts in timings.values() for t in ts]
+    print(f"REST, all calls:        {ms(everything)}")
+    for name, ts in timings.items():
+        print(f"  {name:20s}  {ms(ts)}")
+
+    # Fill latency: marketable orders (fill at once) plus the resting ones filling meanwhile.
+    state = admin(origin, "state")
+    for i in range(FILL_SAMPLES):
+        req = MarketOrderRequest(
+            symbol=symbols[i % len(symbols)], qty=1, side=OrderSide.BUY, time_in_force="day"
+        )
+        client.submit_order(req)
+        time.sleep(0.005)
+    time.sleep(1.0)
+    anchor_wall, anchor_sim, speed = state["anchor_wall"], state["anchor_sim"], state["speed"]
+    lags = []
+    for arrived, update in collector.fills():
+        filled_wall = anchor_wall + (update.timestamp.timestamp() - anchor_sim) / speed
+        lags.append(arrived - filled_wall)
+    print(f"trade update after fill: {ms(lags)}")
+    collector.stream.stop()
+
+
+def bench_bars(settings: dict[str, str], parse_models: bool) -> None:
+    key, secret = settings["ALPACA_API_KEY"], settings["ALPACA_SECRET_KEY"]
+    origin = settings["ALPACA_DATA_URL"]
+    tickers = [f"{a}{b}{c}" for a, b, c in itertools.product("KLMNOPQRST", repeat=3)][:BAR_TICKERS]
+    end = datetime.fromisoformat(NOW)
+    start = end - timedelta(days=365 * BAR_YEARS + 5)
+    request = StockBarsRequest(
+        symbol_or_symbols=tickers,
+        timeframe=TimeFrame.Day,
+        start=start,
+        end=end,
+        adjustment=Adjustment.ALL,
+    )
+    for label in ("cold (history generated on demand)", "warm (cached)"):
+        raw_client = StockHistoricalDataClient(key, secret, url_override=origin, raw_data=True)
+        t0 = time.perf_counter()
+        raw = raw_client.get_stock_bars(request)
+        elapsed = time.perf_counter() - t0
+        count = sum(len(v) for v in raw.values())
+        print(
+            f"bars {label:36s} raw_data=True : {len(raw)} tickers, {count} bars, {elapsed:5.2f} s"
+        )
+    if parse_models:
+        client = StockHistoricalDataClient(key, secret, url_override=origin)
+        t0 = time.perf_counter()
+        barset = client.get_stock_bars(request)
+        elapsed = time.perf_counter() - t0
+        count = sum(len(v) for v in barset.data.values())
+        print(f"bars warm, parsed into alpaca-py Bar models: {count} bars, {elapsed:5.2f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--skip-models", action="store_true", help="skip the Bar-model pass")
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
+    proc, settings = start_sim(FILL_WAIT_SCALE)
+    try:
+        bench_trading(settings)
+        bench_bars(settings, parse_models=not args.skip_models)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+if __name__ == "__main__":
+    main()
