@@ -43,8 +43,6 @@ def test_every_corpus_strategy_evaluates(
         assert abs(sum(result.weights.values()) - 1) <= 1e-9, name
         assert set(result.weights) <= set(strategy.tickers), name
         assert result.warnings == [], name  # every ticker has generated data
-        assert (
-            any(e["node"] in ("if", "filter") for e in result.trace) or len(strategy.tickers) <= 3
-        ), name
+        json.dumps(result.trace)  # JSON-serialisable
     assert failures == {}
     assert evaluated == 78
