@@ -155,5 +155,17 @@ def data_export(as_of: Any, file: Path, tickers: tuple[str, ...]) -> None:
     click.echo(f"wrote {rows} bars to {file}")
 
 
+@main.command("evaluate")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--bars", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--as-of", "as_of", required=True, type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per strategy and line.")
+def evaluate_strategies(paths: tuple[Path, ...], bars: Path, as_of: Any, as_json: bool) -> None:
+    """Evaluate strategy files (or folders of them) on a Parquet file of daily bars."""
+    from alchemiser.evaluate_command import run_evaluate
+
+    sys.exit(run_evaluate(paths, bars, as_of.date(), as_json=as_json, echo=click.echo))
+
+
 if __name__ == "__main__":
     main()
