@@ -10,9 +10,10 @@ from typing import Any
 from aiohttp import web
 
 from alchemiser.market_calendar import NEW_YORK
+from alchemiser.sim.barjson import ADJUSTMENTS, BarFormatter
 from alchemiser.sim.clock import SimClock
 from alchemiser.sim.errors import bad_request
-from alchemiser.sim.market import ADJUSTMENTS, MarketModel, Quote, bar_fragments, round_price
+from alchemiser.sim.market import MarketModel, Quote, round_price
 from alchemiser.sim.wire import iso_z, parse_time, symbols_param
 
 DEFAULT_LIMIT = 1000
@@ -28,6 +29,7 @@ class DataApi:
         self.clock = clock
         self.market = market
         self.trade_ids = 0
+        self.bars_json = BarFormatter(market)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -54,30 +56,48 @@ class DataApi:
         if not 1 <= limit <= MAX_LIMIT:
             raise bad_request(f"invalid limit: exceeded the maximum allowed ({MAX_LIMIT})")
         lo, hi = self._index_range(q.get("start"), q.get("end"))
-        descending = q.get("sort", "asc") == "desc"
-        symbol_pos, offset = _decode_token(q.get("page_token"))
-        pieces: list[str] = []
-        token: str | None = None
+        body = self._bars_page(
+            symbols,
+            lo=lo,
+            hi=hi,
+            adjustment=adjustment,
+            descending=q.get("sort", "asc") == "desc",
+            limit=limit,
+            page_token=q.get("page_token"),
+        )
+        return web.Response(body=body, content_type="application/json")
+
+    def _bars_page(
+        self,
+        symbols: list[str],
+        *,
+        lo: int,
+        hi: int,
+        adjustment: str,
+        descending: bool,
+        limit: int,
+        page_token: str | None,
+    ) -> bytes:
+        """Every symbol has a bar for every session in [lo, hi), so paging is arithmetic."""
+        per_symbol = hi - lo
+        pos, offset = _decode_token(page_token)
+        pieces: list[bytes] = []
         remaining = limit
-        for pos in range(symbol_pos, len(symbols)):
-            symbol = symbols[pos]
-            fragments = bar_fragments(self.market, symbol, lo, hi, adjustment) if hi > lo else []
+        while pos < len(symbols) and remaining > 0 and per_symbol > 0:
+            take = min(remaining, per_symbol - offset)
+            records = self.bars_json.records(symbols[pos], hi, adjustment)
             if descending:
-                fragments = fragments[::-1]
-            start = offset if pos == symbol_pos else 0
-            page = fragments[start : start + remaining]
-            if page:
-                pieces.append(f'"{symbol}":[{",".join(page)}]')
-            remaining -= len(page)
-            if remaining == 0:
-                if start + len(page) < len(fragments):
-                    token = _encode_token(pos, start + len(page))
-                elif pos + 1 < len(symbols):
-                    token = _encode_token(pos + 1, 0)
-                break
-        next_token = f'"{token}"' if token else "null"
-        body = '{"bars":{' + ",".join(pieces) + '},"next_page_token":' + next_token + "}"
-        return web.Response(text=body, content_type="application/json")
+                chunk = records.json(hi - offset - take, hi - offset, descending=True)
+            else:
+                chunk = records.json(lo + offset, lo + offset + take)
+            pieces.append(b'"' + symbols[pos].encode() + b'":[' + chunk + b"]")
+            remaining -= take
+            offset += take
+            if offset == per_symbol:
+                pos, offset = pos + 1, 0
+        more = per_symbol > 0 and pos < len(symbols)
+        token = b'"' + _encode_token(pos, offset).encode() + b'"' if more else b"null"
+        return b'{"bars":{' + b",".join(pieces) + b'},"next_page_token":' + token + b"}"
 
     def _index_range(self, start_text: str | None, end_text: str | None) -> tuple[int, int]:
         """Model indices [lo, hi) of completed sessions whose bar time lies in [start, end]."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
@@ -37,7 +37,7 @@ TREND_SLOPE_BOUNDS = (-0.0002, 0.0004)
 OVERNIGHT_GAP_SHARE = 0.3  # share of a day's volatility that happens between close and open
 INTRADAY_BRIDGE_TERMS = 12
 MIN_PRICE = 0.5
-HISTORY_CACHE_TICKERS = 1200
+HISTORY_CACHE_TICKERS = 600
 DEFAULT_SPREAD_BPS_RANGE = (2.0, 8.0)
 QUOTE_SIZE_RANGE = (1, 12)  # round lots of 100 shares
 CENT = Decimal("0.01")
@@ -118,6 +118,15 @@ def tick_for(price: Decimal) -> Decimal:
     return CENT if price >= 1 else SUB_DOLLAR_TICK
 
 
+def ar1(shocks: FloatArray, phi: float) -> FloatArray:
+    """x[i] = phi·x[i-1] + shocks[i], vectorised as phi^i · cumsum(phi^-j · shocks[j]).
+
+    Exact enough in float64 while phi^-n stays moderate (phi=0.999 over 10,000 days: e^10).
+    """
+    powers = phi ** np.arange(len(shocks), dtype=np.float64)
+    return np.asarray(powers * np.cumsum(shocks / powers), dtype=np.float64)
+
+
 def round_prices(prices: FloatArray) -> FloatArray:
     """To the tick: cents at $1 and above, 1/100 cent below."""
     return np.where(prices >= 1, np.round(prices, 2), np.round(prices, 4))
@@ -136,8 +145,6 @@ class History:
     low: FloatArray
     close: FloatArray
     volume: FloatArray
-    # Lazily built JSON fragments of unadjusted bars, extended as the clock advances.
-    fragments: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,11 +231,8 @@ class MarketModel:
         mean = float(np.mean(returns))
         slope = min(max(mean, TREND_SLOPE_BOUNDS[0]), TREND_SLOPE_BOUNDS[1])
         start = math.log(20.0 + 180.0 * unit_interval(self.seed, symbol, "price"))
-        log_close = np.empty(self.size)
-        level = start
-        for i, r in enumerate((returns - mean + slope).tolist()):
-            level += r - LOG_PRICE_REVERSION * (level - start - slope * i)
-            log_close[i] = level
+        days = np.arange(self.size)
+        log_close = start + slope * days + ar1(returns - mean, 1.0 - LOG_PRICE_REVERSION)
         close = np.maximum(np.exp(log_close), MIN_PRICE)
         prev_close = np.concatenate(([close[0]], close[:-1]))
         gap = rng.standard_normal(self.size) * daily_vol * OVERNIGHT_GAP_SHARE
@@ -315,90 +319,3 @@ class MarketModel:
         bid_size = lo + stable_hash(symbol, second, "b") % (hi - lo + 1)
         ask_size = lo + stable_hash(symbol, second, "a") % (hi - lo + 1)
         return Quote(bid, ask, bid_size, ask_size, mid)
-
-
-# --- daily bars as Alpaca's JSON --------------------------------------------------------
-
-BAR_TEMPLATE_CENTS = '{"t":"%s","o":%.2f,"h":%.2f,"l":%.2f,"c":%.2f,"v":%d,"n":%d,"vw":%.2f}'
-BAR_TEMPLATE_FINE = '{"t":"%s","o":%.4f,"h":%.4f,"l":%.4f,"c":%.4f,"v":%d,"n":%d,"vw":%.4f}'
-SHARES_PER_TRADE = 100
-ADJUSTMENTS = ("raw", "split", "dividend", "all")
-
-
-def format_bars(times: list[str], ohlcv: tuple[FloatArray, ...], fine: bool = False) -> list[str]:
-    """One JSON object per bar, built in a single formatting pass (the hot path of /bars).
-
-    Unadjusted prices are in cents (4 decimals below $1); `fine` keeps 4 decimals, as
-    Alpaca's adjusted prices have.
-    """
-    o, h, lo, c, v = ohlcv
-    n = len(times)
-    if n == 0:
-        return []
-    template = BAR_TEMPLATE_CENTS if not fine and float(lo.min()) >= 1 else BAR_TEMPLATE_FINE
-    vwap = np.round((h + lo + c) / 3, 4)
-    volume = v.astype(np.int64)
-    columns = [
-        times,
-        o.tolist(),
-        h.tolist(),
-        lo.tolist(),
-        c.tolist(),
-        volume.tolist(),
-        (volume // SHARES_PER_TRADE + 1).tolist(),
-        vwap.tolist(),
-    ]
-    flat = [value for row in zip(*columns, strict=True) for value in row]
-    return ((template + "\n") * n % tuple(flat)).split("\n")[:n]
-
-
-def bar_fragments(model: MarketModel, symbol: str, lo: int, hi: int, adjustment: str) -> list[str]:
-    """JSON of the bars at model indices [lo, hi) for `symbol` under `adjustment`."""
-    if symbol not in model.actions:
-        h = model.history(symbol)
-        if len(h.fragments) < hi:  # extend the cache up to `hi`
-            start = len(h.fragments)
-            h.fragments.extend(
-                format_bars(
-                    model.bar_times[start:hi],
-                    tuple(a[start:hi] for a in (h.open, h.high, h.low, h.close, h.volume)),
-                )
-            )
-        return h.fragments[lo:hi]
-    return _adjusted_fragments(model, symbol, lo, hi, adjustment)
-
-
-def _adjusted_fragments(
-    model: MarketModel, symbol: str, lo: int, hi: int, adjustment: str
-) -> list[str]:
-    """Bars of a ticker with corporate actions: raw prices are what traded (tick-rounded);
-    adjusted ones scale raw prices by the later splits and dividends, so they equal raw
-    prices after the last action."""
-    h = model.history(symbol)
-    actions = model.actions.get(symbol, [])
-    split_before = np.ones(model.size)
-    for a in actions:
-        if a.split_ratio != 1.0:
-            split_before[max(a.index, 0) :] *= a.split_ratio
-    sl = slice(lo, hi)
-    factor = np.ones(model.size)
-    volume_factor = split_before
-    if adjustment in ("split", "all"):
-        factor = split_before / split_before[-1]
-        volume_factor = np.full(model.size, split_before[-1])
-    if adjustment in ("dividend", "all"):
-        raw_close = round_prices(h.close / split_before)
-        for a in actions:
-            if a.dividend and 0 < a.index < model.size:
-                factor[: a.index] *= 1.0 - a.dividend / float(raw_close[a.index - 1])
-
-    def adj(prices: FloatArray) -> FloatArray:
-        raw = round_prices(prices[sl] / split_before[sl])
-        return raw if adjustment == "raw" else np.round(raw * factor[sl], 4)
-
-    volume = np.asarray(np.round(h.volume[sl] * volume_factor[sl]), dtype=np.float64)
-    return format_bars(
-        model.bar_times[lo:hi],
-        (adj(h.open), adj(h.high), adj(h.low), adj(h.close), volume),
-        fine=adjustment != "raw",
-    )
