@@ -7,6 +7,7 @@ and parsed again compares equal to the original.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 # Indicator names and the parameter keys each one takes.
@@ -215,6 +216,7 @@ def format_operand(op: Operand) -> str:
     return format_indicator(op)
 
 
+@functools.lru_cache(maxsize=65536)
 def format_indicator(ind: Indicator) -> str:
     parts = [ind.name]
     if ind.original is not None:
@@ -224,6 +226,7 @@ def format_indicator(ind: Indicator) -> str:
     return "(" + " ".join(parts) + ")"
 
 
+@functools.lru_cache(maxsize=65536)
 def format_condition(cond: Condition) -> str:
     """The condition as source text; used in the trace ("as written")."""
     if isinstance(cond, Compare):

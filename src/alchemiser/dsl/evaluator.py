@@ -106,6 +106,7 @@ class _Evaluator:
         self.prices = prices
         self.memo = memo.allocs
         self.returns = memo.returns
+        self.metrics = memo.metrics
 
     # -------------------------------------------------------------- allocation
 
@@ -120,19 +121,25 @@ class _Evaluator:
         return self._compute(node, i, trace)
 
     def _compute(self, node: Node, i: int, trace: list[dict[str, Any]] | None) -> Alloc:
-        if isinstance(node, Asset):
-            self.prices.checked_row(node.ticker, i, "asset")
+        kind = type(node)
+        if kind is Asset:
+            assert isinstance(node, Asset)
+            if self.prices.row(node.ticker, i) < 0:
+                self.prices.checked_row(node.ticker, i, "asset")  # raises, naming the problem
             return {node.ticker: 1.0}
-        if isinstance(node, Group | WeightEqual):
+        if kind is Group or kind is WeightEqual:
+            assert isinstance(node, Group | WeightEqual)
             units = self.units(node.children, i, trace)
             return _equal(units) if units else {}
-        if isinstance(node, If):
+        if kind is If:
+            assert isinstance(node, If)
             units = self.units(self._branch(node, i, trace), i, trace)
             return _equal(units) if units else {}
         if isinstance(node, WeightSpecified):
             return self._specified(node, i, trace)
         if isinstance(node, Filter):
             return self._filter(node, i, trace)
+        assert isinstance(node, WeightInverseVolatility)
         return self._inverse_volatility(node, i, trace)
 
     def units(
@@ -242,10 +249,14 @@ class _Evaluator:
         """The indicator on an asset's prices, or on any other node's simulated NAV."""
         if isinstance(node, Asset):
             return self.prices.value(name, node.ticker, params, i)
-        need = closes_needed(name, params) + (NAV_WARMUP_DAYS if name in RECURSIVE else 0)
-        value = value_on(name, params, self.nav(node, i, need, name, params))
-        if math.isnan(value):
-            raise StrategyError(f"{_label(node)}: {name} could not be computed on its NAV")
+        key = (id(node), i, name, params)
+        value = self.metrics.get(key)
+        if value is None:
+            need = closes_needed(name, params) + (NAV_WARMUP_DAYS if name in RECURSIVE else 0)
+            value = value_on(name, params, self.nav(node, i, need, name, params))
+            if math.isnan(value):
+                raise StrategyError(f"{_label(node)}: {name} could not be computed on its NAV")
+            self.metrics[key] = value
         return value
 
     def nav(self, node: Node, i: int, length: int, name: str, params: Params) -> list[float]:
@@ -365,6 +376,7 @@ class _Memo:
     strategy: Strategy
     allocs: dict[tuple[int, int], Alloc] = field(default_factory=dict)
     returns: dict[tuple[int, int], float] = field(default_factory=dict)
+    metrics: dict[tuple[int, int, str, Params], float] = field(default_factory=dict)
 
 
 def _memo_for(prices: PriceHistory, strategy: Strategy) -> _Memo:
