@@ -325,3 +325,15 @@ def test_evaluating_other_dates_reuses_one_price_history() -> None:
     # C alternates -16.7 % / +20 %; A (through its group's NAV) rises 7 to 9 %.
     assert on_day == {2: {"A": 1.0}, 3: {"C": 1.0}, 4: {"A": 1.0}, 5: {"C": 1.0}}
     assert evaluate(strategy, history, day(5)).weights == on_day[5]
+
+
+def test_depth_1000_evaluates() -> None:
+    depth = 1000
+    text = (
+        '(if (> (current-price "A") 1) [(group "g" [' * depth
+        + '(weight-equal [(asset "A") (asset "B")])'
+        + '])] [(asset "C")])' * depth
+    )
+    result = run(text)
+    assert result.weights == approx({"A": 0.5, "B": 0.5})
+    assert sum(1 for e in result.trace if e["node"] == "if") == depth

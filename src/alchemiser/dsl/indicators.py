@@ -10,7 +10,6 @@ Group NAVs (spec §5) are short series that exist per (node, date); for them
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -249,8 +248,11 @@ class PriceHistory:
     """
 
     def __init__(self, frame: pl.DataFrame) -> None:
-        frame = frame.select("symbol", "date", pl.col("close").cast(pl.Float64)).sort(
-            "symbol", "date"
+        frame = (
+            frame.select("symbol", "date", pl.col("close").cast(pl.Float64))
+            .drop_nulls()
+            .unique(subset=["symbol", "date"], keep="last", maintain_order=True)
+            .sort("symbol", "date")
         )
         self.calendar: list[date] = frame["date"].unique().sort().to_list()
         self._index = {d: i for i, d in enumerate(self.calendar)}
@@ -368,9 +370,6 @@ class PriceHistory:
             )
         closes = self._closes[ticker]
         return closes[row] / closes[before] - 1
-
-    def last_index_on_or_before(self, day: date) -> int:
-        return bisect.bisect_right(self.calendar, day) - 1
 
 
 def _window(params: Params) -> int | None:
