@@ -11,7 +11,7 @@ import pytest
 from alpaca.data.enums import Adjustment
 from alpaca.data.historical import StockHistoricalDataClient
 from alpaca.data.live import StockDataStream
-from alpaca.data.models import Bar, Quote, Snapshot
+from alpaca.data.models import Bar, Quote, Snapshot, Trade
 from alpaca.data.requests import (
     StockBarsRequest,
     StockLatestQuoteRequest,
@@ -198,14 +198,23 @@ def test_latest_quote_trade_and_snapshot(data: StockHistoricalDataClient, sim: S
 def test_data_stream_delivers_msgpack_quotes(sim: SimThread) -> None:
     stream = StockDataStream(sim.api_key, sim.secret_key, url_override=sim.data_stream_url)
     received: list[Quote] = []
+    trades: list[Trade] = []
     got_both = threading.Event()
+
+    def check() -> None:
+        if {q.symbol for q in received} >= {"SPY", "SOXL"} and trades:
+            got_both.set()
 
     async def on_quote(quote: Quote) -> None:
         received.append(quote)
-        if {q.symbol for q in received} >= {"SPY", "SOXL"}:
-            got_both.set()
+        check()
+
+    async def on_trade(trade: Trade) -> None:
+        trades.append(trade)
+        check()
 
     stream.subscribe_quotes(on_quote, "SPY", "SOXL")
+    stream.subscribe_trades(on_trade, "QQQ")
     thread = threading.Thread(target=stream.run, daemon=True)
     thread.start()
     try:
@@ -216,3 +225,4 @@ def test_data_stream_delivers_msgpack_quotes(sim: SimThread) -> None:
     spy = next(q for q in received if q.symbol == "SPY")
     assert spy.timestamp.tzinfo is not None
     assert spy.bid_price < spy.ask_price
+    assert trades[0].symbol == "QQQ" and trades[0].price > 0

@@ -250,3 +250,14 @@ def test_bad_keys_are_401(sim: SimThread) -> None:
     client = TradingClient("wrong", "keys", url_override=sim.trading_url)
     err = api_error(client.get_account)
     assert (err.status_code, err.code) == (401, 40110000)
+
+
+def test_close_all_positions_and_list_assets(trading: TradingClient) -> None:
+    filled(trading, trading.submit_order(market("SPY", 1)).id)
+    filled(trading, trading.submit_order(market("QQQ", 2)).id)
+    responses = trading.close_all_positions()
+    assert {r.symbol for r in responses} == {"SPY", "QQQ"}
+    wait_until(lambda: trading.get_all_positions() == [])
+    assets = trading.get_all_assets()
+    assert all(isinstance(a, Asset) for a in assets)
+    assert {"SPY", "TQQQ", "SOXL", "UVXY"} <= {a.symbol for a in assets}

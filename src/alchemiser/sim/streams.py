@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from decimal import Decimal
 from typing import Any
 
 import msgpack
@@ -22,6 +23,17 @@ HEARTBEAT_S = 20.0
 QUOTE_CONDITIONS = ["R"]
 TAPE = "C"
 IEX = "V"
+TRADE_SIZE = 100
+DATA_CHANNELS = ("quotes", "trades")  # served; the others are acknowledged as empty
+ACKED_CHANNELS = (
+    "bars",
+    "updatedBars",
+    "dailyBars",
+    "statuses",
+    "lulds",
+    "corrections",
+    "cancelErrors",
+)
 
 
 class StreamHub:
@@ -32,7 +44,9 @@ class StreamHub:
         self.market = market
         self.keys = keys
         self.trade_listeners: set[asyncio.Queue[bytes]] = set()
-        self.data_subscribers: dict[web.WebSocketResponse, set[str]] = {}
+        self.data_subscribers: dict[web.WebSocketResponse, dict[str, set[str]]] = {}
+        self.trade_ids = 0
+        self._listener_joined = asyncio.Event()
         self.sockets: set[web.WebSocketResponse] = set()
 
     # --- trade updates -----------------------------------------------------------------
@@ -73,6 +87,7 @@ class StreamHub:
                     await ws.send_bytes(json.dumps(ack).encode())
                     if "trade_updates" in streams and writer is None:
                         self.trade_listeners.add(queue)
+                        self._listener_joined.set()
                         writer = asyncio.create_task(_pump(ws, queue))
         finally:
             self.trade_listeners.discard(queue)
@@ -82,6 +97,12 @@ class StreamHub:
                 with contextlib.suppress(asyncio.CancelledError):
                     await writer
         return ws
+
+    async def wait_for_trade_listeners(self, count: int = 1) -> None:
+        """Until `count` clients listen to trade updates (tests: before the first order)."""
+        while len(self.trade_listeners) < count:
+            self._listener_joined.clear()
+            await self._listener_joined.wait()
 
     # --- market data -------------------------------------------------------------------
 
@@ -121,42 +142,36 @@ class StreamHub:
     async def _subscription(
         self, ws: web.WebSocketResponse, action: str, payload: dict[str, Any]
     ) -> None:
-        symbols = self.data_subscribers.setdefault(ws, set())
-        asked = {str(s).upper() for s in payload.get("quotes") or []}
-        if action == "subscribe":
-            symbols |= asked
-        else:
-            symbols -= asked
-        ack = {
-            "T": "subscription",
-            "trades": [],
-            "quotes": sorted(symbols),
-            "bars": [],
-            "updatedBars": [],
-            "dailyBars": [],
-            "statuses": [],
-            "lulds": [],
-            "corrections": [],
-            "cancelErrors": [],
-        }
+        channels = self.data_subscribers.setdefault(ws, {c: set() for c in DATA_CHANNELS})
+        asked = {c: {str(s).upper() for s in payload.get(c) or []} for c in DATA_CHANNELS}
+        for channel, symbols in asked.items():
+            if action == "subscribe":
+                channels[channel] |= symbols
+            else:
+                channels[channel] -= symbols
+        ack: dict[str, Any] = {"T": "subscription", **{c: [] for c in ACKED_CHANNELS}}
+        ack.update({c: sorted(channels[c]) for c in DATA_CHANNELS})
         await ws.send_bytes(_pack([ack]))
-        if action == "subscribe" and asked:
-            await self._send_quotes(ws, asked)
+        if action == "subscribe":
+            await self._send_market(ws, asked)
 
     async def push_quotes(self) -> None:
-        """One round of quotes to every data subscriber."""
-        for ws, symbols in list(self.data_subscribers.items()):
-            if symbols and not ws.closed:
+        """One round of quotes and trades to every data subscriber."""
+        for ws, channels in list(self.data_subscribers.items()):
+            if not ws.closed:
                 with contextlib.suppress(ConnectionError, RuntimeError):
-                    await self._send_quotes(ws, symbols)
+                    await self._send_market(ws, channels)
 
-    async def _send_quotes(self, ws: web.WebSocketResponse, symbols: set[str]) -> None:
+    async def _send_market(self, ws: web.WebSocketResponse, channels: dict[str, set[str]]) -> None:
         epoch = self.clock.epoch()
+        unknown = self.market.unknown
         msgs = [
             quote_message(s, self.market.quote(s, epoch), epoch)
-            for s in sorted(symbols)
-            if s not in self.market.unknown
+            for s in sorted(channels["quotes"] - unknown)
         ]
+        for s in sorted(channels["trades"] - unknown):
+            self.trade_ids += 1
+            msgs.append(trade_message(s, self.market.quote(s, epoch).last, epoch, self.trade_ids))
         if msgs:
             await ws.send_bytes(_pack(msgs))
 
@@ -179,6 +194,20 @@ def quote_message(symbol: str, quote: Quote, epoch: float) -> dict[str, Any]:
         "ap": float(quote.ask),
         "as": quote.ask_size,
         "c": QUOTE_CONDITIONS,
+        "z": TAPE,
+        "t": msgpack.Timestamp.from_unix(epoch),
+    }
+
+
+def trade_message(symbol: str, price: Decimal, epoch: float, trade_id: int) -> dict[str, Any]:
+    return {
+        "T": "t",
+        "S": symbol,
+        "i": trade_id,
+        "x": IEX,
+        "p": float(price),
+        "s": TRADE_SIZE,
+        "c": ["@"],
         "z": TAPE,
         "t": msgpack.Timestamp.from_unix(epoch),
     }
