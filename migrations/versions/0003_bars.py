@@ -19,7 +19,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "bars",
-        sa.Column("ticker", sa.String(16), nullable=False),
+        sa.Column("ticker", sa.String(16, collation="C"), nullable=False),
         sa.Column("date", sa.Date, nullable=False),
         sa.Column("open", sa.Double, nullable=False),
         sa.Column("high", sa.Double, nullable=False),
@@ -30,7 +30,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "bar_refresh_state",
-        sa.Column("ticker", sa.String(16), nullable=False),
+        sa.Column("ticker", sa.String(16, collation="C"), nullable=False),
         sa.Column("requested_from", sa.Date, nullable=False),
         sa.Column("first_date", sa.Date, nullable=False),
         sa.Column("last_date", sa.Date, nullable=False),
@@ -42,7 +42,7 @@ def upgrade() -> None:
     op.create_table(
         "today_prices",
         sa.Column("trading_day", sa.Date, nullable=False),
-        sa.Column("ticker", sa.String(16), nullable=False),
+        sa.Column("ticker", sa.String(16, collation="C"), nullable=False),
         sa.Column("price", sa.Numeric(20, 8), nullable=False),
         sa.Column("source", sa.String(16), nullable=False),
         sa.Column("price_at", sa.DateTime(timezone=True), nullable=False),
