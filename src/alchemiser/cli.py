@@ -167,5 +167,24 @@ def evaluate_strategies(paths: tuple[Path, ...], bars: Path, as_of: Any, as_json
     sys.exit(run_evaluate(paths, bars, as_of.date(), as_json=as_json, echo=click.echo))
 
 
+@main.command()
+@click.argument(
+    "what", type=click.Choice(["books", "positions", "trades", "runs"]), default="books"
+)
+@click.option("--strategy", default=None, help="Only this strategy's book.")
+@click.option("--limit", default=50, show_default=True, help="Rows for trades and runs.")
+def report(what: str, strategy: str | None, limit: int) -> None:
+    """Print the books (value, P&L), positions, recent trades or recent runs."""
+    from alchemiser import db as database
+    from alchemiser.books.report import render_report
+
+    url = database.database_url(load_settings_or_exit())
+    name: Any = what
+    output = database.run(
+        lambda engine: render_report(engine, name, strategy=strategy, limit=limit), url
+    )
+    click.echo(output)
+
+
 if __name__ == "__main__":
     main()

@@ -39,7 +39,7 @@ class Broker:
     positions: dict[str, Decimal] = field(default_factory=dict)
 
     def fill(
-        self, order: NetOrder, quantity: Decimal, price: Decimal, coid: str
+        self, order: NetOrder, quantity: Decimal, price: Decimal, coid: str, whole_shares: bool
     ) -> ExecutionReport:
         sign = 1 if order.side == "buy" else -1
         self.positions[order.symbol] = self.positions.get(order.symbol, D(0)) + sign * quantity
@@ -52,6 +52,7 @@ class Broker:
             price=price,
             executed_at=datetime.now(UTC),
             client_order_id=coid,
+            whole_shares=whole_shares,
         )
 
 
@@ -80,7 +81,8 @@ async def send(
             coid, run_id, order.symbol, order.side, 0, "limit", order.quantity, "new"
         ),
     )
-    quantum = quantum_for(fractionable is None or order.symbol in fractionable)
+    whole_shares = fractionable is not None and order.symbol not in fractionable
+    quantum = quantum_for(not whole_shares)
     left = order.quantity
     reports = []
     for fraction in fractions:
@@ -88,7 +90,7 @@ async def send(
         if quantity <= 0:
             continue
         left -= quantity
-        report = broker.fill(order, quantity, price or order.reference_price, coid)
+        report = broker.fill(order, quantity, price or order.reference_price, coid, whole_shares)
         await ledger.book_execution(conn, report)
         reports.append(report)
     return reports

@@ -1,0 +1,127 @@
+"""Property-based: random targets, prices and partial fills keep every ledger invariant.
+
+Each example runs in one transaction that is rolled back, so examples share a
+database without seeing each other.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from alchemiser.books import ledger
+from alchemiser.books.planner import RebalanceOptions, plan_book
+from alchemiser.books.reconcile import ledger_problems, reconcile
+from alchemiser.settings import RiskConfig
+from tests.books.harness import Broker, execute_run, strategy
+
+D = Decimal
+SYMBOLS = ("GLD", "SPY", "TLT", "UVXY")
+FRACTIONABLE = frozenset({"GLD", "SPY", "TLT"})  # UVXY trades in whole shares
+BOOKS = ("a", "b", "c")
+RISK = RiskConfig(cash_buffer=D("0.01"), min_trade_value=D(1))
+FILL_FRACTIONS = [D(1), D(1), D("0.5"), D("0.37"), D(0)]
+
+prices_st = st.lists(
+    st.decimals(min_value=D(5), max_value=D(400), places=2), min_size=4, max_size=4
+)
+targets_st = st.dictionaries(st.sampled_from(SYMBOLS), st.floats(0.05, 1), max_size=3)
+step_st = st.tuples(prices_st, st.lists(targets_st, min_size=3, max_size=3))
+
+
+def normalised(targets: dict[str, float]) -> dict[str, float]:
+    total = sum(targets.values())
+    return {s: w / total for s, w in targets.items()}
+
+
+@settings(
+    deadline=None,
+    max_examples=25,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    # No shrinking: against a database it takes minutes; a failure prints its example.
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
+@given(steps=st.lists(step_st, min_size=1, max_size=4), data=st.data())
+async def test_random_runs_keep_every_invariant(
+    engine: AsyncEngine, steps: list, data: st.DataObject
+) -> None:
+    async with engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            await run_steps(conn, steps, data)
+        finally:
+            await transaction.rollback()
+
+
+async def run_steps(conn: AsyncConnection, steps: list, data: st.DataObject) -> None:
+    await ledger.deposit(conn, D(100_000))
+    configs = [strategy(b, capital) for b, capital in zip(BOOKS, ("20000", "7000", "333.33"))]
+    await ledger.sync_strategies(conn, configs, D(100_000))
+    broker = Broker(D(100_000))
+    for day, (price_list, targets) in enumerate(steps):
+        prices = dict(zip(SYMBOLS, price_list, strict=True))
+        run = await ledger.start_run(conn, date(2026, 1, 5) + timedelta(days=day), "daily")
+        await ledger.record_prices(conn, prices, run_id=run.id)
+        books = await ledger.load_books(conn)
+        intents = []
+        for book_id, book_targets in zip(BOOKS, targets, strict=True):
+            intents += plan_book(
+                books[book_id],
+                targets=normalised(book_targets),
+                prices=prices,
+                fractionable=FRACTIONABLE,
+                options=RebalanceOptions(),
+                rebalance_day=True,
+                risk=RISK,
+            )
+
+        def fills(order: object) -> list[Decimal]:
+            return data.draw(st.lists(st.sampled_from(FILL_FRACTIONS), min_size=1, max_size=2))
+
+        reports = await execute_run(conn, run.id, intents, broker, fills, FRACTIONABLE)
+        await check_invariants(conn, broker, prices)
+        if reports:
+            replayed = data.draw(st.sampled_from(reports))
+            before = await snapshot(conn)
+            assert await ledger.book_execution(conn, replayed) == []
+            assert await snapshot(conn) == before
+
+
+async def snapshot(conn: AsyncConnection) -> tuple[list, list, int]:
+    holdings = (await conn.execute(text("select * from book_holdings order by 1, 2"))).all()
+    cash = (await conn.execute(text("select id, cash from strategies order by 1"))).all()
+    fills = await conn.scalar(text("select count(*) from book_fills"))
+    return [tuple(r) for r in holdings], [tuple(r) for r in cash], fills
+
+
+async def check_invariants(conn: AsyncConnection, broker: Broker, prices: dict) -> None:
+    assert await ledger_problems(conn) == []
+    # Books sum to the broker exactly: every difference is zero, not just small.
+    positions = {s: q for s, q in broker.positions.items() if q != 0}
+    result = await reconcile(conn, positions, broker.cash, D(0))
+    assert result.differences == (), result.differences
+    books = await ledger.load_books(conn)
+    assert all(b.cash >= 0 for b in books.values()), {b: s.cash for b, s in books.items()}
+    assert all(q > 0 for b in books.values() for q in b.positions.values())
+    for symbol, quantity in ((s, q) for b in books.values() for s, q in b.positions.items()):
+        if symbol not in FRACTIONABLE:
+            assert quantity == quantity.to_integral_value()
+    # Realised + unrealised P&L = value − funding, per book, valued at today's prices.
+    funding = dict((await conn.execute(text("select id, net_funding from strategies"))).all())
+    pnl = dict(
+        (
+            await conn.execute(
+                text("select strategy_id, sum(total_pnl) from book_pnl group by strategy_id")
+            )
+        ).all()
+    )
+    for book_id, book in books.items():
+        value = book.cash + sum(q * prices[s] for s, q in book.positions.items())
+        assert pnl.get(book_id, D(0)) == value - funding[book_id], book_id
+    view_pnl = dict((await conn.execute(text("select strategy_id, pnl from book_value"))).all())
+    assert {b: view_pnl[b] for b in books} == {b: pnl.get(b, D(0)) for b in books}
