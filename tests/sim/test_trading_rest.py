@@ -261,3 +261,10 @@ def test_close_all_positions_and_list_assets(trading: TradingClient) -> None:
     assets = trading.get_all_assets()
     assert all(isinstance(a, Asset) for a in assets)
     assert {"SPY", "TQQQ", "SOXL", "UVXY"} <= {a.symbol for a in assets}
+
+
+def test_order_for_unknown_symbol_is_422(trading: TradingClient, sim: SimThread) -> None:
+    sim.set_unknown("GONE")
+    err = api_error(trading.submit_order, market("GONE", 1))
+    assert (err.status_code, err.code) == (422, 40010001)
+    assert "not found" in err.message

@@ -222,7 +222,9 @@ class Broker:
         return order
 
     def _build_order(self, body: dict[str, Any]) -> Order:
-        symbol = self.check_symbol(str(body.get("symbol") or ""))
+        symbol = str(body.get("symbol") or "").upper()
+        if not SYMBOL_PATTERN.match(symbol) or symbol in self.market.unknown:
+            raise bad_request(f'asset "{symbol}" not found')
         side = str(body.get("side") or "")
         kind = str(body.get("type") or "")
         tif = str(body.get("time_in_force") or "")

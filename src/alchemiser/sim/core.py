@@ -71,7 +71,13 @@ class Simulator:
         if spread_bps is not None:
             self.market.spread_overrides[symbol] = spread_bps
         self.broker.on_clock_jump()
-        return {"symbol": symbol, "quote": str(self.broker.quote(symbol))}
+        quote = self.broker.quote(symbol)
+        return {
+            "symbol": symbol,
+            "bid": str(quote.bid),
+            "ask": str(quote.ask),
+            "last": str(quote.last),
+        }
 
     def reset(self, cash: Decimal | None = None) -> dict[str, Any]:
         self.broker.reset(cash if cash is not None else self.config.cash)
