@@ -15,6 +15,8 @@ down_revision: str | Sequence[str] | None = "0001_foundation"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+PACKED = ("dates", "open", "high", "low", "close", "volume")
+
 
 def upgrade() -> None:
     op.create_table(
@@ -40,6 +42,19 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("ticker", name="pk_bar_refresh_state"),
     )
     op.create_table(
+        "bar_series",
+        sa.Column("ticker", sa.String(16, collation="C"), nullable=False),
+        sa.Column("last_date", sa.Date, nullable=False),
+        sa.Column("bar_count", sa.Integer, nullable=False),
+        *(sa.Column(name, sa.LargeBinary, nullable=False) for name in PACKED),
+        sa.PrimaryKeyConstraint("ticker", name="pk_bar_series"),
+    )
+    # Packed floats do not compress: store them out of line without trying.
+    op.execute(
+        "ALTER TABLE bar_series "
+        + ", ".join(f"ALTER COLUMN {name} SET STORAGE EXTERNAL" for name in PACKED)
+    )
+    op.create_table(
         "today_prices",
         sa.Column("trading_day", sa.Date, nullable=False),
         sa.Column("ticker", sa.String(16, collation="C"), nullable=False),
@@ -57,5 +72,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("today_prices")
+    op.drop_table("bar_series")
     op.drop_table("bar_refresh_state")
     op.drop_table("bars")

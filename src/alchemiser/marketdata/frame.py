@@ -16,7 +16,8 @@ import polars as pl
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alchemiser.marketdata.alpaca import LivePrice
-from alchemiser.marketdata.store import FRAME_SCHEMA, read_bars
+from alchemiser.marketdata.series import FRAME_SCHEMA
+from alchemiser.marketdata.store import read_bars
 
 TodayPriceMode = Literal["live", "previous_close"]
 

@@ -11,7 +11,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, Date, DateTime, Double, Integer, Numeric, String, func
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    DateTime,
+    Double,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from alchemiser.models import Base
@@ -55,6 +65,27 @@ class BarRefreshState(Base):
     refreshed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # When the whole history was last (re)loaded: first fetch or a healed adjustment.
     full_fetch_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class BarSeries(Base):
+    """A ticker's bars up to `last_date` as packed big-endian arrays (see series.py).
+
+    Derived from `bars` in the same transaction; the fast read path of the price frame.
+    """
+
+    __tablename__ = "bar_series"
+
+    ticker: Mapped[str] = mapped_column(
+        String(TICKER_LENGTH, collation=TICKER_COLLATION), primary_key=True
+    )
+    last_date: Mapped[date] = mapped_column(Date)
+    bar_count: Mapped[int] = mapped_column(Integer)
+    dates: Mapped[bytes] = mapped_column(LargeBinary)  # int4 days since 2000-01-01
+    open: Mapped[bytes] = mapped_column(LargeBinary)  # float8 each, like the four below
+    high: Mapped[bytes] = mapped_column(LargeBinary)
+    low: Mapped[bytes] = mapped_column(LargeBinary)
+    close: Mapped[bytes] = mapped_column(LargeBinary)
+    volume: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class TodayPrice(Base):

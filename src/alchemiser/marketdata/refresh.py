@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -193,8 +193,7 @@ class _Refresh:
             else:
                 last = coverage[t].last_date
                 new = [r for r in rows if r[1] > last]
-                since_next = last + timedelta(days=1)
-                writes.append(TickerWrite(t, since_next, coverage[t].requested_from, False, new))
+                writes.append(TickerWrite(t, coverage[t].requested_from, False, new))
         await self._write(writes, "topped_up")
         self.progress(len(batch) - sum(1 for t in batch if t in self.healing))
 
@@ -206,7 +205,7 @@ class _Refresh:
         for t in batch:
             rows = fetched.get(t)
             if rows:
-                writes.append(TickerWrite(t, date.min, since, True, rows))
+                writes.append(TickerWrite(t, since, True, rows))
             else:
                 self._fail([t], _no_data(t, since, self.through))
         await self._write(writes, action)

@@ -1,7 +1,7 @@
 """The bar store in Postgres: bulk writes with COPY, coverage, and fast reads.
 
 The hot paths talk to asyncpg directly (through the engine's pool): COPY in for
-writes, COPY out as CSV for the price frame, which polars parses in one pass.
+writes; for reads, each ticker's packed arrays (series.py) plus its few newest rows.
 """
 
 from __future__ import annotations
@@ -18,19 +18,18 @@ import polars as pl
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alchemiser.marketdata.alpaca import BarRow
+from alchemiser.marketdata.series import (
+    FOLD_TAILS,
+    FRAME_SCHEMA,
+    PRICE_COLUMNS,
+    REBUILD,
+    SERIES_COLUMNS,
+    fold_thresholds,
+    read_frame,
+    series_record,
+)
 
-PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 BAR_COLUMNS = ("ticker", "date", *PRICE_COLUMNS)
-# The evaluator's names (dsl and `alchemiser evaluate --bars`).
-FRAME_SCHEMA: dict[str, pl.DataType] = {
-    "symbol": pl.String(),
-    "date": pl.Date(),
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Float64(),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +47,16 @@ class Coverage:
 
 @dataclass(slots=True)
 class TickerWrite:
-    """Bars replacing a ticker's stored bars from `since` on (date.min: the whole history)."""
+    """New bars of one ticker: its whole history (`replace`), or bars after its last one."""
 
     ticker: str
-    since: date
     requested_from: date
-    full: bool
+    replace: bool
     rows: list[BarRow] = field(default_factory=list)
+
+
+class StoreError(Exception):
+    """A write that would break the store's invariants (nothing was written)."""
 
 
 @asynccontextmanager
@@ -65,45 +67,93 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
         yield raw.driver_connection
 
 
-# Per ticker, so that each statement is an index range scan however large the table.
-DELETE_FROM = "DELETE FROM bars WHERE ticker = $1 AND date >= $2"
-UPSERT_STATE = """
+REPLACE_STATE = """
 INSERT INTO bar_refresh_state AS s
     (ticker, requested_from, first_date, last_date, bar_count, refreshed_at, full_fetch_at)
-SELECT f.ticker, f.requested_from, b.first_date, b.last_date, b.bar_count, $3, $3
-FROM unnest($1::text[], $2::date[]) AS f(ticker, requested_from)
-CROSS JOIN LATERAL (
-    SELECT min(date) AS first_date, max(date) AS last_date, count(*) AS bar_count
-    FROM bars WHERE ticker = f.ticker
-) AS b
-WHERE b.bar_count > 0
+SELECT *, $6, $6 FROM unnest($1::text[], $2::date[], $3::date[], $4::date[], $5::int[])
 ON CONFLICT (ticker) DO UPDATE SET
     requested_from = least(s.requested_from, excluded.requested_from),
     first_date = excluded.first_date,
     last_date = excluded.last_date,
     bar_count = excluded.bar_count,
-    refreshed_at = excluded.refreshed_at
+    refreshed_at = excluded.refreshed_at,
+    full_fetch_at = excluded.full_fetch_at
 """
-MARK_FULL = "UPDATE bar_refresh_state SET full_fetch_at = $2 WHERE ticker = ANY($1::text[])"
+APPEND_STATE = """
+UPDATE bar_refresh_state AS s SET
+    last_date = greatest(s.last_date, u.last_date),
+    bar_count = s.bar_count + u.n,
+    refreshed_at = $4
+FROM unnest($1::text[], $2::date[], $3::int[]) AS u(ticker, last_date, n)
+WHERE s.ticker = u.ticker
+"""
+# Appended bars must follow the ticker's last stored bar (the packed arrays rely on it).
+MISPLACED_APPENDS = """
+SELECT u.ticker FROM unnest($1::text[], $2::date[]) AS u(ticker, first_date)
+LEFT JOIN bar_refresh_state AS s ON s.ticker = u.ticker
+WHERE s.ticker IS NULL OR u.first_date <= s.last_date
+"""
 
 
 async def write_bars(engine: AsyncEngine, writes: Sequence[TickerWrite], now: datetime) -> int:
-    """Replace bars and refresh state of several tickers in ONE transaction; return rows written.
+    """Write the bars, packed arrays and refresh state of several tickers in ONE transaction.
 
     All or nothing: a failure leaves every ticker's bars and state as they were.
+    Returns the number of bars written.
     """
+    replaced = [w for w in writes if w.replace and w.rows]
+    appended = [w for w in writes if not w.replace]
+    records = [series_record(w.ticker, w.rows) for w in replaced]  # checks the order
     rows = [row for w in writes for row in w.rows]
-    tickers = [w.ticker for w in writes]
     async with driver_connection(engine) as conn, conn.transaction():
         # Bars can always be fetched again: a crash may lose the newest commit (bars and
         # state together, never one without the other), so skip waiting for the flush.
         await conn.execute("SET LOCAL synchronous_commit = off")
-        await conn.executemany(DELETE_FROM, [(w.ticker, w.since) for w in writes])
+        await _check_appends(conn, [w for w in appended if w.rows])
+        names = [w.ticker for w in replaced]
+        await conn.execute("DELETE FROM bars WHERE ticker = ANY($1::text[])", names)
+        await conn.execute("DELETE FROM bar_series WHERE ticker = ANY($1::text[])", names)
         if rows:
             await conn.copy_records_to_table("bars", records=rows, columns=BAR_COLUMNS)
-        await conn.execute(UPSERT_STATE, tickers, [w.requested_from for w in writes], now)
-        await conn.execute(MARK_FULL, [w.ticker for w in writes if w.full], now)
+        if records:
+            await conn.copy_records_to_table("bar_series", records=records, columns=SERIES_COLUMNS)
+        await _replace_state(conn, replaced, now)
+        await _append_state(conn, appended, now)
     return len(rows)
+
+
+async def _check_appends(conn: Any, appended: Sequence[TickerWrite]) -> None:
+    firsts = [min(r[1] for r in w.rows) for w in appended]
+    bad = await conn.fetch(MISPLACED_APPENDS, [w.ticker for w in appended], firsts)
+    if bad:
+        names = ", ".join(r["ticker"] for r in bad)
+        raise StoreError(f"appended bars do not follow the last stored bar: {names}")
+
+
+async def _replace_state(conn: Any, replaced: Sequence[TickerWrite], now: datetime) -> None:
+    await conn.execute(
+        REPLACE_STATE,
+        [w.ticker for w in replaced],
+        [w.requested_from for w in replaced],
+        [w.rows[0][1] for w in replaced],
+        [w.rows[-1][1] for w in replaced],
+        [len(w.rows) for w in replaced],
+        now,
+    )
+
+
+async def _append_state(conn: Any, appended: Sequence[TickerWrite], now: datetime) -> None:
+    names = [w.ticker for w in appended]
+    lasts = [max(r[1] for r in w.rows) if w.rows else None for w in appended]
+    await conn.execute(APPEND_STATE, names, lasts, [len(w.rows) for w in appended], now)
+    await conn.execute(FOLD_TAILS, names, fold_thresholds(names))
+
+
+async def rebuild_series(engine: AsyncEngine, tickers: Sequence[str]) -> None:
+    """Rebuild tickers' packed arrays from their rows (repair after manual edits of `bars`)."""
+    async with driver_connection(engine) as conn, conn.transaction():
+        await conn.execute("DELETE FROM bar_series WHERE ticker = ANY($1::text[])", list(tickers))
+        await conn.execute(REBUILD, list(tickers))
 
 
 async def load_coverage(
@@ -139,7 +189,15 @@ async def recent_closes(
     return out
 
 
-# One row of `COPY ... (FORMAT binary)` for READ_QUERY: a field count, then each field's
+async def read_bars(
+    engine: AsyncEngine, tickers: Iterable[str], before: date, since: date | None = None
+) -> pl.DataFrame:
+    """Bars of `tickers` with since <= date < before, as the evaluator's frame, sorted."""
+    async with driver_connection(engine) as conn:
+        return await read_frame(conn, list(tickers), before, since or date.min)
+
+
+# One row of `COPY ... (FORMAT binary)` for READ_ROWS: a field count, then each field's
 # length and big-endian value (int4 ticker index, date as int4 days since 2000-01-01,
 # five float8). Every field is fixed-width and NOT NULL, so numpy reads rows in place.
 BINARY_ROW = np.dtype(
@@ -150,7 +208,7 @@ BINARY_ROW = np.dtype(
 BINARY_HEADER = 19  # signature (11), flags (4), header extension length (4)
 BINARY_TRAILER = 2
 POSTGRES_EPOCH_DAYS = 10957  # 2000-01-01 in days since 1970-01-01 (polars' Date)
-READ_QUERY = """
+READ_ROWS = """
 SELECT t.i::int4, b.date, b.open, b.high, b.low, b.close, b.volume
 FROM unnest($1::text[]) WITH ORDINALITY AS t(ticker, i)
 CROSS JOIN LATERAL (
@@ -160,34 +218,27 @@ CROSS JOIN LATERAL (
 """
 
 
-async def read_bars(
+async def read_bar_rows(
     engine: AsyncEngine, tickers: Iterable[str], before: date, since: date | None = None
 ) -> pl.DataFrame:
-    """Bars of `tickers` with since <= date < before, as the evaluator's frame, sorted.
-
-    Binary COPY out, parsed by numpy: no per-row Python and no float formatting.
-    """
+    """As `read_bars`, straight from the `bars` rows (the source of truth; slower)."""
     names = sorted(set(tickers))
     buffer = io.BytesIO()
     async with driver_connection(engine) as conn:
         await conn.copy_from_query(
-            READ_QUERY, names, before, since or date.min, output=buffer, format="binary"
+            READ_ROWS, names, before, since or date.min, output=buffer, format="binary"
         )
     raw = buffer.getbuffer()
     count = (len(raw) - BINARY_HEADER - BINARY_TRAILER) // BINARY_ROW.itemsize
     rows = np.frombuffer(raw, dtype=BINARY_ROW, count=max(count, 0), offset=BINARY_HEADER)
-    symbols = pl.Series("symbol", names, dtype=pl.String)
-    frame = pl.DataFrame(
+    return pl.DataFrame(
         {
-            "symbol": symbols.gather(rows["symbol"].astype(np.int64) - 1),
+            "symbol": pl.Series(names, dtype=pl.String).gather(rows["symbol"].astype(np.int64) - 1),
             "date": pl.Series(rows["date"].astype(np.int32) + POSTGRES_EPOCH_DAYS).cast(pl.Date),
             **{c: rows[c].astype(np.float64) for c in PRICE_COLUMNS},
         },
         schema=FRAME_SCHEMA,
-    )
-    # The lateral join yields ticker after ticker, each by date; sort only if it did not.
-    key = (rows["symbol"].astype(np.int64) << 32) + rows["date"].astype(np.int64)
-    return frame if bool(np.all(key[1:] > key[:-1])) else frame.sort("symbol", "date")
+    ).sort("symbol", "date")
 
 
 async def last_bars(engine: AsyncEngine, ticker: str, count: int) -> list[dict[str, Any]]:
