@@ -12,6 +12,7 @@ client's work does not share its interpreter. Run: `.venv/bin/python benchmarks/
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import json
 import os
@@ -26,9 +27,10 @@ import urllib.request
 from datetime import datetime, timedelta
 from typing import Any
 
+import requests
 from alpaca.data.enums import Adjustment
 from alpaca.data.historical import StockHistoricalDataClient
-from alpaca.data.requests import StockBarsRequest
+from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest
 from alpaca.data.timeframe import TimeFrame
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
@@ -103,30 +105,29 @@ def bench_trading(settings: dict[str, str]) -> None:
     while admin(origin, "state")["trade_listeners"] < 1:
         time.sleep(0.05)
     symbols = [f"B{a}{b}" for a, b in itertools.product(string.ascii_uppercase, repeat=2)][:50]
+    for symbol in symbols:  # wide enough spreads that a limit can sit inside them
+        admin(origin, "price", {"symbol": symbol, "spread_bps": 40})
     data = StockHistoricalDataClient(key, secret, url_override=origin)
-    from alpaca.data.requests import StockLatestQuoteRequest
+    quotes = data.get_stock_latest_quote(StockLatestQuoteRequest(symbol_or_symbols=symbols))
 
-    quotes = data.get_stock_latest_quote(StockLatestQuoteRequest(symbol_or_symbols=symbols))
-    # 100 buy limits inside the spread (between 5 % and 60 % of the way to the ask).
-    in_flight = []
-    for i in range(ORDERS_IN_FLIGHT):
+    def buy_limit(i: int, fraction_of_spread: float) -> LimitOrderRequest:
         q = quotes[symbols[i % len(symbols)]]
-        for _ in range(1):
-            admin(origin, "price", {"symbol": q.symbol, "spread_bps": 40})
-    quotes = data.get_stock_latest_quote(StockLatestQuoteRequest(symbol_or_symbols=symbols))
-    for i in range(ORDERS_IN_FLIGHT):
-        q = quotes[symbols[i % len(symbols)]]
-        price = round(q.bid_price + (q.ask_price - q.bid_price) * 0.1, 2)
-        req = LimitOrderRequest(
+        price = q.bid_price + (q.ask_price - q.bid_price) * fraction_of_spread
+        return LimitOrderRequest(
             symbol=q.symbol,
             qty=10 + i,
             side=OrderSide.BUY,
             time_in_force=TimeInForce.DAY,
-            limit_price=price,
+            limit_price=round(price, 2),
         )
-        in_flight.append(client.submit_order(req))
+
+    # 100 orders resting below the bid (in flight for the whole run), plus 100 inside the
+    # spread that the engine fills, in parts, while REST latency is measured.
+    in_flight = [client.submit_order(buy_limit(i, -0.5)) for i in range(ORDERS_IN_FLIGHT)]
+    for i in range(ORDERS_IN_FLIGHT):
+        client.submit_order(buy_limit(i, 0.3))
     open_now = len(client.get_orders(GetOrdersRequest(limit=500)))
-    print(f"orders in flight: {open_now} open limit orders (engine filling them meanwhile)")
+    print(f"orders in flight: {open_now} open limit orders (about 100 more filling meanwhile)")
 
     timings: dict[str, list[float]] = {
         "get_account": [],
@@ -189,12 +190,41 @@ def bench_trading(settings: dict[str, str]) -> None:
     collector.stream.stop()
 
 
+def fetch_all_pages(origin: str, headers: dict[str, str], params: dict[str, str]) -> int:
+    """Every page of /v2/stocks/bars over plain HTTP (no JSON parsing): the serving cost."""
+    session = requests.Session()
+    total, token = 0, ""
+    while True:
+        page = {**params, "page_token": token} if token else params
+        body = session.get(f"{origin}/v2/stocks/bars", params=page, headers=headers).content
+        total += len(body)
+        tail = body[-80:].decode().rsplit('"next_page_token":', 1)[1].rstrip("}")
+        if tail == "null":
+            return total
+        token = tail.strip('"')
+
+
 def bench_bars(settings: dict[str, str], parse_models: bool) -> None:
     key, secret = settings["ALPACA_API_KEY"], settings["ALPACA_SECRET_KEY"]
     origin = settings["ALPACA_DATA_URL"]
-    tickers = [f"{a}{b}{c}" for a, b, c in itertools.product("KLMNOPQRST", repeat=3)][:BAR_TICKERS]
+    tickers = [f"{a}{b}{c}" for a, b, c in itertools.product("KLMNOPQRST", repeat=3)]
+    tickers = tickers[:BAR_TICKERS]
     end = datetime.fromisoformat(NOW)
     start = end - timedelta(days=365 * BAR_YEARS + 5)
+    headers = {"APCA-API-KEY-ID": key, "APCA-API-SECRET-KEY": secret}
+    params = {
+        "symbols": ",".join(tickers),
+        "timeframe": "1Day",
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "adjustment": "all",
+        "limit": "10000",
+    }
+    for label in ("cold: histories generated on demand", "warm: cached"):
+        t0 = time.perf_counter()
+        size = fetch_all_pages(origin, headers, params)
+        elapsed = time.perf_counter() - t0
+        print(f"bars served over HTTP, {label:36s} {size / 1e6:7.1f} MB  {elapsed:5.2f} s")
     request = StockBarsRequest(
         symbol_or_symbols=tickers,
         timeframe=TimeFrame.Day,
@@ -202,33 +232,35 @@ def bench_bars(settings: dict[str, str], parse_models: bool) -> None:
         end=end,
         adjustment=Adjustment.ALL,
     )
-    for label in ("cold (history generated on demand)", "warm (cached)"):
-        raw_client = StockHistoricalDataClient(key, secret, url_override=origin, raw_data=True)
-        t0 = time.perf_counter()
-        raw = raw_client.get_stock_bars(request)
-        elapsed = time.perf_counter() - t0
-        count = sum(len(v) for v in raw.values())
-        print(
-            f"bars {label:36s} raw_data=True : {len(raw)} tickers, {count} bars, {elapsed:5.2f} s"
-        )
+    raw_client = StockHistoricalDataClient(key, secret, url_override=origin, raw_data=True)
+    t0 = time.perf_counter()
+    raw = raw_client.get_stock_bars(request)
+    elapsed = time.perf_counter() - t0
+    count = sum(len(v) for v in raw.values())
+    print(
+        f"bars through alpaca-py (raw_data=True, warm): {len(raw)} tickers, {count} bars, "
+        f"{elapsed:5.2f} s"
+    )
+    del raw
+    gc.collect()
     if parse_models:
         client = StockHistoricalDataClient(key, secret, url_override=origin)
         t0 = time.perf_counter()
         barset = client.get_stock_bars(request)
         elapsed = time.perf_counter() - t0
         count = sum(len(v) for v in barset.data.values())
-        print(f"bars warm, parsed into alpaca-py Bar models: {count} bars, {elapsed:5.2f} s")
+        print(f"bars through alpaca-py (Bar models, warm): {count} bars, {elapsed:5.2f} s")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--skip-models", action="store_true", help="skip the Bar-model pass")
+    parser.add_argument("--models", action="store_true", help="also parse into Bar models")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
     proc, settings = start_sim(FILL_WAIT_SCALE)
     try:
         bench_trading(settings)
-        bench_bars(settings, parse_models=not args.skip_models)
+        bench_bars(settings, parse_models=args.models)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)

@@ -592,6 +592,7 @@ class Broker:
     def on_tick(self) -> None:
         """Opens, closes and price moves since the last tick (the clock may have jumped)."""
         now = self.clock.epoch()
+        quotes: dict[str, Quote] = {}  # one quote per symbol per tick
         for order in list(self.orders.values()):
             if not order.is_open:
                 continue
@@ -599,12 +600,12 @@ class Broker:
                 self._expire(order, order.expires_at)
             elif order.status == "accepted":
                 self._maybe_open(order, now)
-            elif (
-                order.fill_handle is None
-                and order.type == "limit"
-                and self._marketable(order, self.quote(order.symbol))
-            ):
-                self._after(order, 0.0)
+            elif order.fill_handle is None and order.type == "limit":
+                quote = quotes.get(order.symbol)
+                if quote is None:
+                    quote = quotes[order.symbol] = self.market.quote(order.symbol, now)
+                if self._marketable(order, quote):
+                    self._after(order, 0.0)
         self._last_tick = now
 
     def _maybe_open(self, order: Order, now: float) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -38,6 +39,7 @@ OVERNIGHT_GAP_SHARE = 0.3  # share of a day's volatility that happens between cl
 INTRADAY_BRIDGE_TERMS = 12
 MIN_PRICE = 0.5
 HISTORY_CACHE_TICKERS = 600
+BRIDGE_CACHE_SIZE = 20000
 DEFAULT_SPREAD_BPS_RANGE = (2.0, 8.0)
 QUOTE_SIZE_RANGE = (1, 12)  # round lots of 100 shares
 CENT = Decimal("0.01")
@@ -179,6 +181,8 @@ class MarketModel:
         self.spread_overrides: dict[str, float] = {}
         self.actions: dict[str, list[CorporateAction]] = {}
         self.unknown: set[str] = set()
+        self._bridge_weights: dict[tuple[str, int], list[float]] = {}
+        self._spreads: dict[str, float] = {}
         self.bar_times = [
             datetime(d.year, d.month, d.day, tzinfo=NEW_YORK)
             .astimezone(UTC)
@@ -207,6 +211,15 @@ class MarketModel:
         u = unit_interval(self.seed, symbol, "profile")
         v = unit_interval(self.seed, symbol, "vol")
         return Profile(beta=0.6 + 0.9 * u, own_vol=0.005 + 0.01 * v)
+
+    def _default_spread_bps(self, symbol: str) -> float:
+        spread = self._spreads.get(symbol)
+        if spread is None:
+            lo, hi = DEFAULT_SPREAD_BPS_RANGE
+            spread = self._spreads[symbol] = lo + (hi - lo) * unit_interval(
+                self.seed, symbol, "spread"
+            )
+        return spread
 
     def history(self, symbol: str) -> History:
         h = self._histories.get(symbol)
@@ -292,18 +305,24 @@ class MarketModel:
 
     def _bridge(self, symbol: str, index: int, frac: float) -> float:
         """Seeded wiggle that is zero at the open and the close."""
-        rng = np.random.default_rng([self.seed, stable_hash(symbol), index])
-        z = rng.standard_normal(INTRADAY_BRIDGE_TERMS)
-        k = np.arange(1, INTRADAY_BRIDGE_TERMS + 1)
-        amplitude = self.profile(symbol).own_vol + MARKET_DAILY_VOL * 0.5
-        return float(amplitude * np.sum(z * np.sin(k * math.pi * frac) / k))
+        key = (symbol, index)
+        weights = self._bridge_weights.get(key)
+        if weights is None:
+            rng = np.random.default_rng([self.seed, stable_hash(symbol), index])
+            z = rng.standard_normal(INTRADAY_BRIDGE_TERMS)
+            amplitude = self.profile(symbol).own_vol + MARKET_DAILY_VOL * 0.5
+            weights = [amplitude * float(z[k - 1]) / k for k in range(1, len(z) + 1)]
+            if len(self._bridge_weights) >= BRIDGE_CACHE_SIZE:
+                self._bridge_weights.clear()
+            self._bridge_weights[key] = weights
+        angle = math.pi * frac
+        return sum(w * math.sin(k * angle) for k, w in enumerate(weights, start=1))
 
     def spread_bps(self, symbol: str) -> float:
         override = self.spread_overrides.get(symbol)
         if override is not None:
             return override
-        lo, hi = DEFAULT_SPREAD_BPS_RANGE
-        return lo + (hi - lo) * unit_interval(self.seed, symbol, "spread")
+        return self._default_spread_bps(symbol)
 
     def quote(self, symbol: str, epoch: float) -> Quote:
         mid = self.mid(symbol, epoch)
@@ -316,6 +335,7 @@ class MarketModel:
         bid = max(bid, tick)
         lo, hi = QUOTE_SIZE_RANGE
         second = int(epoch)
-        bid_size = lo + stable_hash(symbol, second, "b") % (hi - lo + 1)
-        ask_size = lo + stable_hash(symbol, second, "a") % (hi - lo + 1)
+        sizes = zlib.crc32(f"{symbol}:{second}".encode())  # cheap, and stable across runs
+        bid_size = lo + sizes % (hi - lo + 1)
+        ask_size = lo + (sizes >> 8) % (hi - lo + 1)
         return Quote(bid, ask, bid_size, ask_size, mid)
