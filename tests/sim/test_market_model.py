@@ -6,6 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from alchemiser.market_calendar import NEW_YORK, get_calendar
+from alchemiser.sim.broker import Broker
 from alchemiser.sim.market import MarketModel
 
 START = date(2000, 1, 3)
@@ -55,3 +56,33 @@ def test_history_is_a_function_of_seed_and_ticker_only() -> None:
         assert (a.history(symbol).close == b.history(symbol).close).all()
         assert not (a.history(symbol).close == c.history(symbol).close).all()
     assert not (a.history("SPY").close == a.history("QQQ").close).all()
+
+
+def test_limit_waits_shorten_toward_the_far_side() -> None:
+    from alchemiser.sim.broker import Order
+    from alchemiser.sim.market import Quote
+
+    quote = Quote(Decimal("100.00"), Decimal("100.20"), 1, 1, Decimal("100.10"))
+
+    def mean_wait(limit: str, side: str = "buy") -> float | None:
+        order = Order(
+            id="x",
+            client_order_id="x",
+            symbol="SPY",
+            side=side,
+            type="limit",
+            time_in_force="day",
+            qty=Decimal(1),
+            notional=None,
+            limit_price=Decimal(limit),
+            extended_hours=False,
+            created_at=0.0,
+        )
+        return Broker._limit_wait_mean(order, quote)
+
+    waits = [mean_wait(p) for p in ("100.00", "100.10", "100.15", "100.17", "100.19")]
+    assert all(w is not None for w in waits)
+    assert waits == sorted(waits, reverse=True)  # 0 %, 50 %, 75 %, 85 %, 95 % of the spread
+    assert mean_wait("99.99") is None  # behind the bid: only a moving market fills it
+    assert mean_wait("100.19", side="sell") is not None
+    assert mean_wait("100.05", side="sell") < mean_wait("100.15", side="sell")  # type: ignore[operator]

@@ -382,7 +382,9 @@ class Broker:
         loop = asyncio.get_running_loop()
         order.fill_handle = loop.call_later(real, self._fill_step, order.id)
 
-    def _limit_wait_mean(self, order: Order, quote: Quote) -> float | None:
+    @staticmethod
+    def _limit_wait_mean(order: Order, quote: Quote) -> float | None:
+        """Mean simulated wait before a resting limit fills; None if it is behind the book."""
         assert order.limit_price is not None
         spread = quote.ask - quote.bid
         near = quote.bid if order.side == "buy" else quote.ask

@@ -10,8 +10,9 @@ from aiohttp import web
 
 from alchemiser.sim.broker import Broker, Order
 from alchemiser.sim.errors import bad_request, not_found
+from alchemiser.sim.market import KNOWN_PROFILES
 from alchemiser.sim.views import account_json, asset_json, clock_json, order_json, position_json
-from alchemiser.sim.wire import parse_date, parse_decimal, parse_time
+from alchemiser.sim.wire import asset_id, parse_date, parse_decimal, parse_time
 
 DEFAULT_ORDER_LIMIT = 50
 MAX_ORDER_LIMIT = 500
@@ -77,8 +78,6 @@ class TradingApi:
     def _symbol(self, request: web.Request) -> str:
         """A symbol or an asset id in the path."""
         key = request.match_info["symbol"]
-        from alchemiser.sim.wire import asset_id
-
         for symbol in self.broker.positions:
             if asset_id(symbol) == key:
                 return symbol
@@ -147,10 +146,8 @@ class TradingApi:
 
     async def assets(self, request: web.Request) -> web.Response:
         b = self.broker
-        symbols = set(b.market.price_overrides) | set(b.asset_flags) | set(b.positions)
-        from alchemiser.sim.market import KNOWN_PROFILES
-
-        symbols |= set(KNOWN_PROFILES)
+        known = set(KNOWN_PROFILES) | set(b.market.price_overrides)
+        symbols = known | set(b.asset_flags) | set(b.positions)
         return web.json_response([asset_json(b, s) for s in sorted(symbols - b.market.unknown)])
 
     async def asset(self, request: web.Request) -> web.Response:
