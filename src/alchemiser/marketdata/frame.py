@@ -40,29 +40,10 @@ async def build_price_frame(
     yesterday's close. A ticker without a live price gets no `as_of` row: the
     freshness check fails its strategies.
     """
-    wanted = set(tickers)
-    history = await read_bars(engine, wanted, before=as_of, since=since)
     if mode == "previous_close" or not today_prices:
-        return history
-    today = today_rows({t: p for t, p in today_prices.items() if t in wanted}, as_of)
-    return pl.concat([history, today]).sort("symbol", "date")
-
-
-def today_rows(prices: Mapping[str, LivePrice], as_of: date) -> pl.DataFrame:
-    tickers = sorted(prices)
-    values = [float(prices[t].price) for t in tickers]
-    return pl.DataFrame(
-        {
-            "symbol": tickers,
-            "date": [as_of] * len(tickers),
-            "open": values,
-            "high": values,
-            "low": values,
-            "close": values,
-            "volume": [0.0] * len(tickers),
-        },
-        schema=FRAME_SCHEMA,
-    )
+        return await read_bars(engine, tickers, before=as_of, since=since)
+    prices = {t: float(p.price) for t, p in today_prices.items()}
+    return await read_bars(engine, tickers, before=as_of, since=since, today=(as_of, prices))
 
 
 async def historical_frame(

@@ -15,7 +15,7 @@ arrays hold exactly the ticker's bars dated up to `last_date`, in date order.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -111,16 +111,32 @@ CROSS JOIN LATERAL (
 """
 
 
-async def read_frame(conn: Any, tickers: Sequence[str], before: date, since: date) -> pl.DataFrame:
-    """Bars of `tickers` with since <= date < before: packed arrays plus tails, one snapshot."""
+async def read_frame(
+    conn: Any,
+    tickers: Sequence[str],
+    before: date,
+    since: date,
+    today: tuple[date, Mapping[str, float]] | None = None,
+) -> pl.DataFrame:
+    """Bars of `tickers` with since <= date < before: packed arrays plus tails, one snapshot.
+
+    `today` = (day, prices) appends a row on `day` to each priced ticker, with every
+    price field set to its price and volume 0; the frame stays sorted without a sort.
+    """
     names = sorted(set(tickers))
     async with conn.transaction(isolation="repeatable_read", readonly=True):
+        # Compiling these simple scans costs more than running them.
+        await conn.execute("SET LOCAL jit = off")
         packed = {r["ticker"]: r for r in await conn.fetch(READ_PACKED, names)}
         tails: dict[str, list[Any]] = {}
         for r in await conn.fetch(READ_TAILS, names):
             tails.setdefault(r["ticker"], []).append(r)
-    lo, hi = days_since_epoch(since), days_since_epoch(before)
-    parts = [_ticker_columns(packed.get(t), tails.get(t, []), lo, hi) for t in names]
+    window = days_since_epoch(since), days_since_epoch(before)
+    day, prices = (days_since_epoch(today[0]), today[1]) if today else (0, {})
+    parts = [
+        _ticker_columns(packed.get(t), tails.get(t, []), window, (day, prices.get(t)))
+        for t in names
+    ]
     counts = np.array([len(p[0]) for p in parts], dtype=np.int64)
     symbol_index = np.repeat(np.arange(len(names), dtype=np.int64), counts)
     days = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.int32)
@@ -138,9 +154,9 @@ async def read_frame(conn: Any, tickers: Sequence[str], before: date, since: dat
 
 
 def _ticker_columns(
-    packed: Any, tail: list[Any], lo: int, hi: int
+    packed: Any, tail: list[Any], window: tuple[int, int], extra: tuple[int, float | None]
 ) -> tuple[IntArray, list[FloatArray]]:
-    """One ticker's days and price columns within [lo, hi) days since 2000-01-01."""
+    """One ticker's days and price columns within the window [lo, hi), then `extra`'s row."""
     days = np.frombuffer(packed["dates"], DAY_TYPE) if packed else np.empty(0, DAY_TYPE)
     prices = [
         np.frombuffer(packed[c], PRICE_TYPE) if packed else np.empty(0, PRICE_TYPE)
@@ -152,5 +168,11 @@ def _ticker_columns(
             np.concatenate([p, np.array([r[c] for r in tail], dtype=np.float64)])
             for p, c in zip(prices, PRICE_COLUMNS, strict=True)
         ]
-    keep = (days >= lo) & (days < hi)
-    return days[keep].astype(np.int32), [p[keep].astype(np.float64) for p in prices]
+    keep = (days >= window[0]) & (days < window[1])
+    days, prices = days[keep].astype(np.int32), [p[keep].astype(np.float64) for p in prices]
+    day, price = extra
+    if price is not None:
+        days = np.append(days, np.int32(day))
+        row = (price, price, price, price, 0.0)
+        prices = [np.append(p, v) for p, v in zip(prices, row, strict=True)]
+    return days, prices

@@ -7,7 +7,7 @@ writes; for reads, each ticker's packed arrays (series.py) plus its few newest r
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -190,11 +190,19 @@ async def recent_closes(
 
 
 async def read_bars(
-    engine: AsyncEngine, tickers: Iterable[str], before: date, since: date | None = None
+    engine: AsyncEngine,
+    tickers: Iterable[str],
+    before: date,
+    since: date | None = None,
+    today: tuple[date, Mapping[str, float]] | None = None,
 ) -> pl.DataFrame:
-    """Bars of `tickers` with since <= date < before, as the evaluator's frame, sorted."""
+    """Bars of `tickers` with since <= date < before, as the evaluator's frame, sorted.
+
+    `today` = (day, prices) adds a row on `day` for each ticker with a price (see
+    `series.read_frame`); `day` must come after `before`'s window.
+    """
     async with driver_connection(engine) as conn:
-        return await read_frame(conn, list(tickers), before, since or date.min)
+        return await read_frame(conn, list(tickers), before, since or date.min, today)
 
 
 # One row of `COPY ... (FORMAT binary)` for READ_ROWS: a field count, then each field's
