@@ -167,3 +167,23 @@ def test_dropped_stream_reconnects_and_resumes(
     wait_until(lambda: sim.state()["trade_listeners"] >= 1)  # alpaca-py reconnects by itself
     order = trading.submit_order(buy_market("SPY", 1))
     updates.wait_event(order.id, "fill")
+
+
+def test_gtc_limit_does_not_fill_overnight_but_at_the_open(
+    trading: TradingClient, updates: TradeUpdates, sim: SimThread
+) -> None:
+    sim.set_price("KO", Decimal("60.00"), spread_bps=10)
+    order = trading.submit_order(
+        LimitOrderRequest(
+            symbol="KO", qty=2, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=50
+        )
+    )
+    updates.wait_event(order.id, "new")
+    sim.set_clock(now=datetime(2026, 11, 18, 17, 0, tzinfo=NEW_YORK))
+    sim.set_price("KO", Decimal("45.00"))  # now marketable, but the market is closed
+    sim.call(lambda s: s.broker.on_tick())
+    assert trading.get_order_by_id(order.id).status == OrderStatus.NEW
+    sim.set_clock(now=datetime(2026, 11, 19, 9, 30, 1, tzinfo=NEW_YORK))
+    fill = updates.wait_event(order.id, "fill")
+    assert Decimal(str(fill.price)) <= 50
+    assert fill.order.filled_at >= datetime(2026, 11, 19, 9, 30, tzinfo=NEW_YORK)

@@ -133,7 +133,6 @@ class Broker:
         self.faults = Faults()
         self.asset_flags: dict[str, AssetFlags] = {}
         self._rng = random.Random(config.seed)
-        self._last_tick = clock.epoch()
         self.reset(config.cash)
 
     def reset(self, cash: Decimal) -> None:
@@ -364,10 +363,10 @@ class Broker:
     def _far_side(self, order: Order, quote: Quote) -> Decimal:
         return quote.ask if order.side == "buy" else quote.bid
 
-    def _schedule_fill(self, order: Order) -> None:
+    def _schedule_fill(self, order: Order, quote: Quote | None = None) -> None:
         """Arrange the next execution of a live order, if it can fill at all."""
         self._cancel_timer(order)
-        quote = self.quote(order.symbol)
+        quote = quote or self.quote(order.symbol)
         if order.type == "market" or self._marketable(order, quote):
             delay_s = 0.0
         else:
@@ -406,6 +405,8 @@ class Broker:
         if order is None or order.status not in ("new", "partially_filled"):
             return
         order.fill_handle = None
+        if not self.market.calendar.is_open(self.clock.now()):
+            return  # a GTC order overnight: the tick reschedules it after the open
         quote = self.quote(order.symbol)
         if order.parts_left == 1 and order.filled_qty == 0:
             order.parts_left = self._parts_for(order, quote)
@@ -595,6 +596,7 @@ class Broker:
         """Opens, closes and price moves since the last tick (the clock may have jumped)."""
         now = self.clock.epoch()
         quotes: dict[str, Quote] = {}  # one quote per symbol per tick
+        market_open = self.market.calendar.is_open(self.clock.now())
         for order in list(self.orders.values()):
             if not order.is_open:
                 continue
@@ -602,13 +604,12 @@ class Broker:
                 self._expire(order, order.expires_at)
             elif order.status == "accepted":
                 self._maybe_open(order, now)
-            elif order.fill_handle is None and order.type == "limit":
+            elif order.fill_handle is None and market_open:
+                # Waiting for the market: it moved through the limit, or it (re)opened.
                 quote = quotes.get(order.symbol)
                 if quote is None:
                     quote = quotes[order.symbol] = self.market.quote(order.symbol, now)
-                if self._marketable(order, quote):
-                    self._after(order, 0.0)
-        self._last_tick = now
+                self._schedule_fill(order, quote)
 
     def _maybe_open(self, order: Order, now: float) -> None:
         cal = self.market.calendar
