@@ -51,6 +51,9 @@ BAR_TICKERS = 500
 BAR_YEARS = 20
 # Resting orders fill over a few seconds, so the engine is busy while REST is measured.
 FILL_WAIT_SCALE = 0.02
+REST_TARGET_S = 0.020
+UPDATE_TARGET_S = 0.050
+BARS_TARGET_S = 10.0
 
 
 def start_sim(fill_wait_scale: float) -> tuple[subprocess.Popen[str], dict[str, str]]:
@@ -69,6 +72,11 @@ def admin(origin: str, path: str, body: dict[str, Any] | None = None) -> dict[st
     with urllib.request.urlopen(request, timeout=30) as response:
         result: dict[str, Any] = json.loads(response.read())
         return result
+
+
+def verdict(what: str, value_s: float, target_s: float) -> None:
+    outcome = "PASS" if value_s < target_s else "MISS"
+    print(f"[{outcome}] {what}: {value_s * 1000:.1f} ms (target < {target_s * 1000:.0f} ms)")
 
 
 def ms(seconds: list[float]) -> str:
@@ -168,6 +176,7 @@ def bench_trading(settings: dict[str, str]) -> None:
         timed("cancel_order", client.cancel_order_by_id, new.id)
         timed("get_clock", client.get_clock)
     everything = [t for ts in timings.values() for t in ts]
+    verdict("REST median with 100 orders in flight", statistics.median(everything), REST_TARGET_S)
     print(f"REST, all calls:        {ms(everything)}")
     for name, ts in timings.items():
         print(f"  {name:20s}  {ms(ts)}")
@@ -187,6 +196,7 @@ def bench_trading(settings: dict[str, str]) -> None:
         filled_wall = anchor_wall + (update.timestamp.timestamp() - anchor_sim) / speed
         lags.append(arrived - filled_wall)
     print(f"trade update after fill: {ms(lags)}")
+    verdict("trade update after fill (median)", statistics.median(lags), UPDATE_TARGET_S)
     collector.stream.stop()
 
 
@@ -225,6 +235,7 @@ def bench_bars(settings: dict[str, str], parse_models: bool) -> None:
         size = fetch_all_pages(origin, headers, params)
         elapsed = time.perf_counter() - t0
         print(f"bars served over HTTP, {label:36s} {size / 1e6:7.1f} MB  {elapsed:5.2f} s")
+        verdict(f"bars served ({label.split(':')[0]})", elapsed, BARS_TARGET_S)
     request = StockBarsRequest(
         symbol_or_symbols=tickers,
         timeframe=TimeFrame.Day,
@@ -241,6 +252,7 @@ def bench_bars(settings: dict[str, str], parse_models: bool) -> None:
         f"bars through alpaca-py (raw_data=True, warm): {len(raw)} tickers, {count} bars, "
         f"{elapsed:5.2f} s"
     )
+    verdict("bars through alpaca-py, end to end", elapsed, BARS_TARGET_S)
     del raw
     gc.collect()
     if parse_models:

@@ -268,3 +268,17 @@ def test_order_for_unknown_symbol_is_422(trading: TradingClient, sim: SimThread)
     err = api_error(trading.submit_order, market("GONE", 1))
     assert (err.status_code, err.code) == (422, 40010001)
     assert "not found" in err.message
+
+
+def test_fractional_gtc_and_extended_hours_market_are_422(
+    trading: TradingClient, sim: SimThread
+) -> None:
+    sim.set_asset("QQQ", fractionable=True)
+    gtc = MarketOrderRequest(
+        symbol="QQQ", qty=0.5, side=OrderSide.BUY, time_in_force=TimeInForce.GTC
+    )
+    assert api_error(trading.submit_order, gtc).status_code == 422
+    extended = market("QQQ", 1, extended_hours=True)
+    assert api_error(trading.submit_order, extended).status_code == 422
+    ok = trading.submit_order(limit("QQQ", 1, 1.0, extended_hours=True))
+    assert ok.extended_hours is True
