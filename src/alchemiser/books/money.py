@@ -6,7 +6,7 @@ cash, cost and P&L add up to the cent and beyond; only quantities are quantised.
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, ROUND_FLOOR, Context, Decimal, Inexact, localcontext
+from decimal import ROUND_FLOOR, Context, Decimal, Inexact
 
 # Alpaca's fractional shares have 9 decimals; so do the ledger's quantities.
 QUANTITY_QUANTUM = Decimal("0.000000001")
@@ -23,14 +23,8 @@ def quantum_for(fractionable: bool) -> Decimal:
 
 
 def floor_to(value: Decimal, quantum: Decimal) -> Decimal:
-    """Round toward −∞ to a multiple of `quantum` (never buys or sells more than meant)."""
-    with localcontext(WIDE):
-        return (value / quantum).to_integral_value(rounding=ROUND_FLOOR) * quantum
-
-
-def quantize_quantity(value: Decimal) -> Decimal:
-    with localcontext(WIDE):
-        return value.quantize(QUANTITY_QUANTUM, rounding=ROUND_DOWN)
+    """Round toward −∞ to a multiple of `quantum`, a power of ten (1e-9 or 1 share)."""
+    return value.quantize(quantum, rounding=ROUND_FLOOR, context=WIDE)
 
 
 def mul(a: Decimal, b: Decimal) -> Decimal:

@@ -22,7 +22,7 @@ from alchemiser.books.planner import Intent, Side
 FIRST_STEP = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Share:
     """A book's part of a net order or a cross leg."""
 
@@ -87,11 +87,12 @@ def split_pro_rata(
         exact = [total * a.quantity / asked for a in asks]
         pieces = [floor_to(x, quantum) for x in exact]
         leftover = int((total - sum(pieces, ZERO)) / quantum)
-        order = sorted(
-            range(len(asks)), key=lambda i: (-(exact[i] - pieces[i]), asks[i].strategy_id)
-        )
-        for i in order[:leftover]:
-            pieces[i] += quantum
+        if leftover:
+            order = sorted(
+                range(len(asks)), key=lambda i: (-(exact[i] - pieces[i]), asks[i].strategy_id)
+            )
+            for i in order[:leftover]:
+                pieces[i] += quantum
     return [Share(a.strategy_id, p) for a, p in zip(asks, pieces, strict=True) if p > 0]
 
 
@@ -141,8 +142,11 @@ def _affordable(
         return list(buys)
     capped = []
     for buy in buys:
-        with localcontext(WIDE):
-            payable = floor_to(max(cash.get(buy.strategy_id, ZERO), ZERO) / price, quantum)
+        have = cash.get(buy.strategy_id, ZERO)
+        if have >= mul(buy.quantity, price):
+            capped.append(buy)
+            continue
+        payable = floor_to(WIDE.divide(max(have, ZERO), price), quantum)
         if min(buy.quantity, payable) > 0:
             capped.append(Share(buy.strategy_id, min(buy.quantity, payable)))
     return capped

@@ -59,7 +59,7 @@ class RebalanceOptions:
     threshold: Decimal | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Intent:
     """One book's wish to trade `quantity` (> 0) of `symbol`, valued at `reference_price`."""
 

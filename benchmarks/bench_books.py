@@ -1,0 +1,322 @@
+"""Benchmark of the books: planning + netting, and the psql views on a large ledger.
+
+    .venv/bin/python benchmarks/bench_books.py [--fills 1000000]
+
+1. Plan 100 books × 50 tickers and net their intents (target: < 100 ms).
+2. Build a ledger of 1,000,000 book fills (set-based INSERT ... SELECT
+   generate_series) in a scratch database on the server TEST_DATABASE_URL names
+   (default postgresql://postgres@127.0.0.1:5432/postgres), time each reporting
+   view as `alchemiser report` and a psql user query it (target: < 200 ms), and
+   drop the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from alchemiser import db
+from alchemiser.books.netting import net_intents
+from alchemiser.books.planner import BookState, RebalanceOptions, plan_book
+from alchemiser.settings import RiskConfig
+
+DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+BOOKS, TICKERS = 100, 50
+PLAN_TARGET_MS, VIEW_TARGET_MS = 100.0, 200.0
+FILLS_PER_EXECUTION = 10
+EXECUTIONS_PER_RUN = 40
+
+
+def timed(fn: Callable[[], object], repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def report(name: str, times: list[float], target: float) -> bool:
+    best, median, worst = min(times), statistics.median(times), max(times)
+    ok = median < target
+    print(
+        f"  {name:<58} best {best:8.2f} ms  median {median:8.2f} ms  max {worst:8.2f} ms"
+        f"  {'ok' if ok else 'SLOW'} (< {target:.0f} ms)"
+    )
+    return ok
+
+
+# ---------------------------------------------------------------- planning + netting
+
+
+def planning_inputs(seed: int = 7) -> tuple[list[BookState], list[dict[str, float]], dict]:
+    rng = random.Random(seed)
+    tickers = [f"T{i:02d}" for i in range(TICKERS)]
+    prices = {t: Decimal(str(round(rng.uniform(5, 500), 2))) for t in tickers}
+    books, targets = [], []
+    for b in range(BOOKS):
+        held = rng.sample(tickers, rng.randint(5, TICKERS))
+        positions = {t: Decimal(str(round(rng.uniform(0, 200), 9))) for t in held}
+        books.append(BookState(f"book{b:03d}", Decimal(rng.randint(0, 100_000)), positions))
+        wanted = rng.sample(tickers, rng.randint(5, TICKERS))
+        raw = [rng.random() for _ in wanted]
+        targets.append({t: w / sum(raw) for t, w in zip(wanted, raw, strict=True)})
+    return books, targets, prices
+
+
+def bench_planning(repeat: int) -> bool:
+    books, targets, prices = planning_inputs()
+    fractionable = frozenset(list(prices)[: TICKERS - 5])  # five whole-share tickers
+    risk = RiskConfig()
+    counts: dict[str, int] = {}
+
+    def plan_and_net() -> None:
+        intents = []
+        for book, book_targets in zip(books, targets, strict=True):
+            intents += plan_book(
+                book,
+                targets=book_targets,
+                prices=prices,
+                fractionable=fractionable,
+                options=RebalanceOptions(),
+                rebalance_day=True,
+                risk=risk,
+            )
+        netted = net_intents(intents, fractionable, {b.strategy_id: b.cash for b in books})
+        counts.update(intents=len(intents), orders=len(netted.orders), crosses=len(netted.crosses))
+
+    times = timed(plan_and_net, repeat)
+    print(f"planning + netting: {BOOKS} books x {TICKERS} tickers ({counts})")
+    return report("plan every book, then net all intents", times, PLAN_TARGET_MS)
+
+
+# ---------------------------------------------------------------- the ledger
+
+
+def _dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _with_database(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def ledger_sql(runs: int) -> list[tuple[str, str]]:
+    """Set-based statements that fill every ledger table; `runs` × 400 book fills."""
+    symbol = "'T' || lpad(((r * 7 + k) % 50)::text, 2, '0')"
+    price = "(50 + ((r * 31 + k * 17) % 1000) / 10.0)::numeric"
+    side = "CASE WHEN (r + k) % 3 = 0 THEN 'sell' ELSE 'buy' END"
+    at = "(DATE '2017-01-02' + r) + TIME '15:45' + k * INTERVAL '1 second'"
+    grid = f"generate_series(1, {runs}) r, generate_series(1, {EXECUTIONS_PER_RUN}) k"
+    book = "'book' || lpad(((r * 3 + k * 11 + j * 10) % 100)::text, 3, '0')"
+    return [
+        (
+            "strategies",
+            f"INSERT INTO strategies (id, file, allocation, state, cash, net_funding) "
+            f"SELECT 'book' || lpad(b::text, 3, '0'), 'strategies/s' || b || '.clj', 0.0099, "
+            f"'active', 1000 + b, 10000 FROM generate_series(0, {BOOKS - 1}) b",
+        ),
+        (
+            "runs",
+            f"INSERT INTO runs (id, trading_day, kind, status, price_mode, started_at, finished_at)"
+            f" OVERRIDING SYSTEM VALUE SELECT r, DATE '2017-01-02' + r, 'daily', 'completed',"
+            f" 'live', (DATE '2017-01-02' + r) + TIME '15:30', (DATE '2017-01-02' + r)"
+            f" + TIME '15:52' FROM generate_series(1, {runs}) r",
+        ),
+        (
+            "signals",
+            f"INSERT INTO signals (run_id, strategy_id, allocation, trace) SELECT r, "
+            f"'book' || lpad(b::text, 3, '0'), '{{\"SPY\": 1.0}}', '[]' "
+            f"FROM generate_series(1, {runs}) r, generate_series(0, {BOOKS - 1}) b",
+        ),
+        (
+            "broker_orders",
+            f"INSERT INTO broker_orders (id, run_id, client_order_id, alpaca_order_id, symbol,"
+            f" side, step, order_type, quantity, limit_price, status, filled_quantity)"
+            f" OVERRIDING SYSTEM VALUE SELECT (r - 1) * {EXECUTIONS_PER_RUN} + k, r,"
+            f" 'alch-' || r || '-' || k, 'ord-' || r || '-' || k, {symbol}, {side}, 0, 'limit',"
+            f" 10, {price}, 'filled', 10 FROM {grid}",
+        ),
+        (
+            "executions",
+            f"INSERT INTO executions (execution_id, kind, run_id, broker_order_id, symbol, side,"
+            f" quantity, price, executed_at) SELECT 'exec-' || r || '-' || k, 'broker', r,"
+            f" (r - 1) * {EXECUTIONS_PER_RUN} + k, {symbol}, {side}, 10, {price}, {at}"
+            f" FROM {grid}",
+        ),
+        (
+            "intents",
+            f"INSERT INTO intents (run_id, strategy_id, symbol, side, quantity, reference_price,"
+            f" reason) SELECT r, {book}, {symbol}, {side}, 1, {price}, 'rebalance'"
+            f" FROM {grid}, generate_series(0, {FILLS_PER_EXECUTION - 1}) j"
+            f" ON CONFLICT DO NOTHING",
+        ),
+        (
+            "book_fills",
+            f"INSERT INTO book_fills (execution_id, strategy_id, run_id, symbol, side, quantity,"
+            f" price, filled_at) SELECT 'exec-' || r || '-' || k, {book}, r, {symbol}, {side}, 1,"
+            f" {price}, {at} FROM {grid}, generate_series(0, {FILLS_PER_EXECUTION - 1}) j",
+        ),
+        (
+            "lots",
+            "INSERT INTO lots (strategy_id, symbol, book_fill_id, opened_at, quantity, remaining,"
+            " cost_price) SELECT strategy_id, symbol, id, filled_at, quantity,"
+            " CASE WHEN id % 7 = 0 THEN quantity ELSE 0 END, price FROM book_fills"
+            " WHERE side = 'buy'",
+        ),
+        (
+            "lot_closures",
+            "INSERT INTO lot_closures (lot_id, book_fill_id, quantity, cost_price, sale_price,"
+            " realised_pnl) SELECT l.id, f.id, 1, l.cost_price, f.price, f.price - l.cost_price"
+            " FROM book_fills f JOIN lots l ON l.id = (SELECT max(id) FROM lots)"
+            " WHERE f.side = 'sell'",
+        ),
+        (
+            "cash_entries",
+            "INSERT INTO cash_entries (strategy_id, kind, amount, book_fill_id, run_id)"
+            " SELECT strategy_id, 'fill', CASE WHEN side = 'buy' THEN -1 ELSE 1 END"
+            " * quantity * price, id, run_id FROM book_fills",
+        ),
+        (
+            "book_holdings",
+            "INSERT INTO book_holdings (strategy_id, symbol, quantity, cost_basis, realised_pnl)"
+            " SELECT strategy_id, symbol, abs(sum(CASE WHEN side = 'buy' THEN quantity"
+            " ELSE -quantity END)) + 1, sum(quantity * price) / 10, sum(price) / 100"
+            " FROM book_fills GROUP BY strategy_id, symbol",
+        ),
+        (
+            "marks",
+            f"INSERT INTO marks (symbol, as_of, price, run_id) SELECT 'T' || lpad(t::text, 2, '0'),"
+            f" (DATE '2017-01-02' + r) + TIME '15:30', 50 + ((r * 13 + t) % 900) / 10.0, r"
+            f" FROM generate_series(1, {runs}) r, generate_series(0, {TICKERS - 1}) t",
+        ),
+        (
+            "reconciliations",
+            f"INSERT INTO reconciliations (run_id, ok, tolerance, books_cash, broker_cash,"
+            f" differences) SELECT r, true, 0.01, 1000, 1000, '[]'"
+            f" FROM generate_series(1, {runs}) r",
+        ),
+    ]
+
+
+# What `alchemiser report` and a psql user ask of each view.
+VIEW_QUERIES = [
+    ("book_positions: every open position", "SELECT * FROM book_positions"),
+    ("book_value: every book", "SELECT * FROM book_value"),
+    ("book_pnl: every book and ticker", "SELECT * FROM book_pnl"),
+    (
+        "trade_history: latest 100 fills",
+        "SELECT * FROM trade_history ORDER BY filled_at DESC, fill_id DESC LIMIT 100",
+    ),
+    (
+        "trade_history: one book's latest 100 fills",
+        "SELECT * FROM trade_history WHERE strategy_id = 'book042'"
+        " ORDER BY filled_at DESC, fill_id DESC LIMIT 100",
+    ),
+    (
+        "trade_history: one book, one ticker, all fills",
+        "SELECT * FROM trade_history WHERE strategy_id = 'book042' AND symbol = 'T07'",
+    ),
+    (
+        "run_summary: latest 50 runs",
+        "SELECT * FROM run_summary ORDER BY trading_day DESC, kind LIMIT 50",
+    ),
+    ("run_summary: one run", "SELECT * FROM run_summary WHERE run_id = 1234"),
+]
+# Whole-history scans, for information (no target: a psql user pages these).
+SCAN_QUERIES = [
+    ("run_summary: every run (full scan)", "SELECT * FROM run_summary"),
+    ("trade_history: count(*) (full scan)", "SELECT count(*) FROM trade_history"),
+]
+
+
+async def timed_query(conn: asyncpg.Connection, sql: str, repeat: int) -> list[float]:
+    await conn.fetch(sql)  # warm the cache once, as a daemon that keeps running would
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        await conn.fetch(sql)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+async def with_scratch_database(server: str, body: Callable[[str], Awaitable[bool]]) -> bool:
+    name = f"alchemiser_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(_dsn(server))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            return await body(db.async_url(_with_database(server, name)))
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def bench_views(server: str, fills: int, repeat: int) -> bool:
+    runs = fills // (EXECUTIONS_PER_RUN * FILLS_PER_EXECUTION)
+
+    async def body(url: str) -> bool:
+        engine = db.create_engine(url)
+        try:
+            await db.upgrade(engine)
+        finally:
+            await engine.dispose()
+        conn = await asyncpg.connect(_dsn(url))
+        try:
+            await build_ledger(conn, runs)
+            print(f"views on a ledger of {fills:,} book fills ({runs:,} runs), {repeat} runs each")
+            ok = True
+            for name, sql in VIEW_QUERIES:
+                ok &= report(name, await timed_query(conn, sql, repeat), VIEW_TARGET_MS)
+            for name, sql in SCAN_QUERIES:
+                times = await timed_query(conn, sql, max(1, repeat // 3))
+                print(f"  {name:<58} median {statistics.median(times):8.2f} ms  (information)")
+            return ok
+        finally:
+            await conn.close()
+
+    return await with_scratch_database(server, body)
+
+
+async def build_ledger(conn: asyncpg.Connection, runs: int) -> None:
+    start = time.perf_counter()
+    # Bulk load: one transaction, no per-row fsync wait.
+    await conn.execute("SET synchronous_commit = off")
+    async with conn.transaction():
+        for _table, sql in ledger_sql(runs):
+            await conn.execute(sql)
+    await conn.execute("ANALYZE")
+    counts = await conn.fetchrow(
+        "SELECT (SELECT count(*) FROM book_fills) AS fills,"
+        " (SELECT count(*) FROM executions) AS executions,"
+        " (SELECT count(*) FROM lots) AS lots, (SELECT count(*) FROM cash_entries) AS cash"
+    )
+    elapsed = time.perf_counter() - start
+    print(f"built the ledger in {elapsed:.1f} s: {dict(counts)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fills", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--server", default=os.environ.get("TEST_DATABASE_URL", DEFAULT_SERVER))
+    args = parser.parse_args()
+    ok = bench_planning(args.repeat)
+    ok &= asyncio.run(bench_views(args.server, args.fills, args.repeat))
+    print("all targets met" if ok else "SOME TARGETS MISSED")
+    raise SystemExit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
