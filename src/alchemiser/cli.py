@@ -94,9 +94,10 @@ def demo() -> None:
 @click.option("--speed", default=1.0, show_default=True, help="Simulated seconds per second.")
 @click.option("--cash", default="100000", show_default=True, help="Starting cash.")
 @click.option("--fill-wait-scale", default=1.0, show_default=True, help="Scale of fill waits.")
-def sim(now: str | None, cash: str, **options: Any) -> None:
+@click.option("--history-start", default="2000-01-03", show_default=True, help="First bar day.")
+def sim(now: str | None, cash: str, history_start: str, **options: Any) -> None:
     """Run a local Alpaca (REST + websockets + market model) for tests and demos."""
-    from datetime import datetime
+    from datetime import date, datetime
     from decimal import Decimal
 
     from alchemiser.sim.command import serve
@@ -105,7 +106,8 @@ def sim(now: str | None, cash: str, **options: Any) -> None:
     start = datetime.fromisoformat(now) if now else None
     if start is not None and start.tzinfo is None:
         raise click.BadParameter("--now needs a UTC offset, e.g. 2026-11-20T15:30:00-05:00")
-    serve(SimConfig(now=start, cash=Decimal(cash), **options))
+    first_day = date.fromisoformat(history_start)
+    serve(SimConfig(now=start, cash=Decimal(cash), history_start=first_day, **options))
 
 
 @main.group()

@@ -10,6 +10,7 @@ class SimClock:
     """sim = anchor_sim + (wall - anchor_wall) · speed, re-anchored whenever it is changed."""
 
     def __init__(self, now: datetime | None = None, speed: float = 1.0) -> None:
+        _require_aware(now)
         self.anchor_wall = time.time()
         self.anchor_sim = now.timestamp() if now is not None else self.anchor_wall
         self.speed = speed
@@ -21,6 +22,7 @@ class SimClock:
         return datetime.fromtimestamp(self.epoch(), UTC)
 
     def set(self, now: datetime | None = None, speed: float | None = None) -> None:
+        _require_aware(now)
         current = now.timestamp() if now is not None else self.epoch()
         self.anchor_wall = time.time()
         self.anchor_sim = current
@@ -33,3 +35,8 @@ class SimClock:
     def real_seconds(self, sim_seconds: float) -> float:
         """How long `sim_seconds` of simulated time takes in real time (a frozen clock: 1:1)."""
         return sim_seconds / self.speed if self.speed > 0 else sim_seconds
+
+
+def _require_aware(now: datetime | None) -> None:
+    if now is not None and now.tzinfo is None:
+        raise ValueError("simulated time must be timezone-aware (e.g. America/New_York)")
