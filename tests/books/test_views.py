@@ -207,3 +207,15 @@ async def test_migration_matches_the_models_and_downgrade_drops_the_views(
             assert set(left) == set()
     finally:
         await engine.dispose()
+
+
+async def test_the_readme_psql_examples_run(engine: AsyncEngine) -> None:
+    await build_ledger(engine)
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Reading the books with psql", 1)[1]
+    block = section.split("```sql", 1)[1].split("```", 1)[0]
+    statements = [s.strip() for s in block.split(";") if s.strip()]
+    assert len(statements) >= 6
+    async with engine.connect() as conn:
+        for statement in statements:
+            await conn.execute(text(statement))
