@@ -75,6 +75,12 @@ async def test_funding_moves_cash_from_unallocated(conn: AsyncConnection) -> Non
     assert await ledger_problems(conn) == []
 
 
+async def test_funding_beyond_unallocated_cash_is_refused(conn: AsyncConnection) -> None:
+    await ledger.deposit(conn, D(1000))
+    with pytest.raises(LedgerError, match="unallocated cash is only 1000"):
+        await ledger.sync_strategies(conn, [strategy("a", capital="5000")], D(1000))
+
+
 async def test_two_books_same_ticker_one_exits_while_the_other_buys_more(
     conn: AsyncConnection,
 ) -> None:

@@ -239,6 +239,13 @@ async def _create_book(
     conn: AsyncConnection, config: StrategyConfig, equity: Decimal, run_id: int | None
 ) -> Decimal:
     amount = config.capital if config.capital is not None else mul(config.allocation, equity)
+    available = await conn.scalar(
+        select(Strategy.cash).where(Strategy.id == UNALLOCATED_BOOK).with_for_update()
+    )
+    if available is None or available < amount:
+        raise LedgerError(
+            f"cannot fund {config.id} with {amount}: unallocated cash is only {available}"
+        )
     await conn.execute(
         insert(Strategy).values(
             id=config.id,
