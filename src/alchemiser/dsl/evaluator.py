@@ -107,6 +107,8 @@ class _Evaluator:
         self.memo = memo.allocs
         self.returns = memo.returns
         self.metrics = memo.metrics
+        self.prefetched = memo.prefetched
+        self.series_of = memo.series_of
 
     # -------------------------------------------------------------- allocation
 
@@ -284,15 +286,37 @@ class _Evaluator:
             self.returns[key] = cached
         return cached
 
+    def _prefetch(self, node: Filter | WeightInverseVolatility, name: str, params: Params) -> None:
+        """Compute the metric for all asset children in one query, the first time."""
+        if id(node) not in self.prefetched:
+            self.prefetched.add(id(node))
+            assets = [c for c in node.children if isinstance(c, Asset)]
+            if len(assets) > 1:
+                self.prices.prefetch((name, c.ticker, params) for c in assets)
+
+    def _scores(self, node: Filter, name: str, params: Params, i: int) -> list[float]:
+        """The metric of every child on day i. Asset children read whole cached
+        series (one list index each): filters with hundreds of assets are scored
+        on every day of their parents' NAV simulations."""
+        series = self.series_of.get(id(node))
+        if series is None:
+            self._prefetch(node, name, params)
+            series = [
+                self.prices.aligned(name, c.ticker, params) if isinstance(c, Asset) else None
+                for c in node.children
+            ]
+            self.series_of[id(node)] = series
+        scores: list[float] = []
+        for child, values in zip(node.children, series, strict=True):
+            score = values[i] if values is not None else None
+            if score is None or math.isnan(score):  # no row, short history, lazy, not an asset
+                score = self.metric(child, name, params, i)
+            scores.append(score)
+        return scores
+
     def _filter(self, node: Filter, i: int, trace: list[dict[str, Any]] | None) -> Alloc:
         metric = node.metric
-        name, params, value = metric.name, metric.params, self.prices.value
-        scores = [
-            value(name, c.ticker, params, i)
-            if isinstance(c, Asset)
-            else self.metric(c, name, params, i)
-            for c in node.children
-        ]
+        scores = self._scores(node, metric.name, metric.params, i)
         # A stable sort on the score (negated for top): ties keep the written order.
         if node.select.top:
             order = sorted(range(len(scores)), key=lambda k: -scores[k])
@@ -327,6 +351,7 @@ class _Evaluator:
         self, node: WeightInverseVolatility, i: int, trace: list[dict[str, Any]] | None
     ) -> Alloc:
         params: Params = (("window", node.window),)
+        self._prefetch(node, "stdev-return", params)
         rows: list[tuple[Node, float, Alloc]] = []
         for child in node.children:
             unit = self.alloc(child, i, trace)
@@ -377,6 +402,8 @@ class _Memo:
     allocs: dict[tuple[int, int], Alloc] = field(default_factory=dict)
     returns: dict[tuple[int, int], float] = field(default_factory=dict)
     metrics: dict[tuple[int, int, str, Params], float] = field(default_factory=dict)
+    prefetched: set[int] = field(default_factory=set)
+    series_of: dict[int, list[list[float | None] | None]] = field(default_factory=dict)
 
 
 def _memo_for(prices: PriceHistory, strategy: Strategy) -> _Memo:
@@ -385,6 +412,35 @@ def _memo_for(prices: PriceHistory, strategy: Strategy) -> _Memo:
         memo = _Memo(strategy)
         prices.memos[id(strategy)] = memo
     return memo
+
+
+def indicators_used(strategy: Strategy) -> list[tuple[str, str, Params]]:
+    """Every (indicator, ticker, params) the strategy could read, taken branch or not."""
+    out: list[tuple[str, str, Params]] = []
+    stack: list[Any] = [strategy.body]
+    while stack:  # explicit stack: trees nest 1,000 deep
+        node = stack.pop()
+        if isinstance(node, Indicator):
+            if node.ticker is not None:
+                out.append((node.name, node.ticker, node.params))
+        elif isinstance(node, Compare):
+            stack += [node.left, node.right]
+        elif isinstance(node, And | Or):
+            stack += node.items
+        elif isinstance(node, Not):
+            stack.append(node.item)
+        elif isinstance(node, If):
+            stack += [node.condition, *node.then, *(node.otherwise or ())]
+        elif isinstance(node, Group | WeightEqual | WeightSpecified):
+            stack += node.children
+        elif isinstance(node, Filter | WeightInverseVolatility):
+            if isinstance(node, Filter):
+                name, params = node.metric.name, node.metric.params
+            else:
+                name, params = "stdev-return", (("window", node.window),)
+            out += [(name, c.ticker, params) for c in node.children if isinstance(c, Asset)]
+            stack += node.children
+    return out
 
 
 def evaluate(strategy: Strategy, prices: PriceHistory | pl.DataFrame, as_of: date) -> Evaluation:

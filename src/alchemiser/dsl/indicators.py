@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 
 import polars as pl
@@ -29,6 +29,9 @@ NAV_WARMUP_DAYS = 250
 # RSI when the average loss is 0 (spec §4), whatever the average gain.
 RSI_WHEN_NO_LOSS = 100.0
 PERCENT = 100.0
+
+# Computed per requested day rather than as a whole series (see `_drawdown`).
+_LAZY = frozenset({"max-drawdown"})
 
 RECURSIVE = frozenset(
     {
@@ -249,21 +252,33 @@ class PriceHistory:
 
     def __init__(self, frame: pl.DataFrame) -> None:
         frame = (
-            frame.select("symbol", "date", pl.col("close").cast(pl.Float64))
+            frame.select("symbol", "date", pl.col("close").cast(pl.Float64).alias("c"))
             .drop_nulls()
             .unique(subset=["symbol", "date"], keep="last", maintain_order=True)
             .sort("symbol", "date")
         )
         self.calendar: list[date] = frame["date"].unique().sort().to_list()
         self._index = {d: i for i, d in enumerate(self.calendar)}
-        self._dates: dict[str, list[date]] = {}
+        # One conversion per column, then slices: far cheaper than per-ticker frames.
+        positions = frame.select((pl.col("date").rank("dense") - 1).cast(pl.Int64))[:, 0]
+        all_positions: list[int] = positions.to_list()
+        all_closes: list[float] = frame["c"].to_list()
+        counts = frame.group_by("symbol", maintain_order=True).len()
+        self._positions: dict[str, list[int]] = {}
         self._closes: dict[str, list[float]] = {}
-        for (symbol,), part in frame.group_by("symbol", maintain_order=True):
-            self._dates[str(symbol)] = part["date"].to_list()
-            self._closes[str(symbol)] = part["close"].to_list()
+        self._offsets: dict[str, int] = {}
+        start = 0
+        for symbol, count in counts.iter_rows():
+            self._positions[symbol] = all_positions[start : start + count]
+            self._closes[symbol] = all_closes[start : start + count]
+            self._offsets[symbol] = start
+            start += count
+        # Closes with an integer ticker id, for batch queries over slices of it.
+        self._frame = frame.select(pl.col("symbol").rank("dense").alias("g"), "c")
         self._rows: dict[str, list[int]] = {}
         self._series: dict[tuple[str, str, Params], list[float]] = {}
         self._aligned: dict[tuple[str, str, Params], list[float | None]] = {}
+        self._drawdowns: dict[tuple[str, Params, int], float] = {}
         # The evaluator's per-strategy memo of node results lives with the prices
         # it was computed from (opaque here: indicators know nothing of nodes).
         self.memos: dict[int, object] = {}
@@ -284,16 +299,21 @@ class PriceHistory:
             rows = self._build_rows(ticker)
         return rows[index] if 0 <= index < len(rows) else -1
 
+    def _contiguous(self, ticker: str) -> tuple[int, int] | None:
+        """(first, last) calendar index when the ticker has a row every day between."""
+        positions = self._positions[ticker]
+        first, last = positions[0], positions[-1]
+        return (first, last) if last - first + 1 == len(positions) else None
+
     def _build_rows(self, ticker: str) -> list[int]:
-        dates = self._dates.get(ticker, [])
         rows = [-1] * len(self.calendar)
-        if dates:
-            first, last = self._index[dates[0]], self._index[dates[-1]]
-            if last - first + 1 == len(dates):  # no gaps: the common case, no loop
-                rows[first : last + 1] = range(len(dates))
+        if ticker in self._positions:
+            span = self._contiguous(ticker)
+            if span is not None:  # the common case: no loop
+                rows[span[0] : span[1] + 1] = range(span[1] - span[0] + 1)
             else:
-                for k, d in enumerate(dates):
-                    rows[self._index[d]] = k
+                for k, position in enumerate(self._positions[ticker]):
+                    rows[position] = k
         self._rows[ticker] = rows
         return rows
 
@@ -305,8 +325,36 @@ class PriceHistory:
             self._series[key] = values
         return values
 
+    def prefetch(self, wanted: Iterable[tuple[str, str, Params]]) -> None:
+        """Compute many series at once: one polars query per (indicator, params)
+        over all the tickers that need it. Tickers without data are skipped (an
+        evaluation that reads them fails there, with the details)."""
+        groups: dict[tuple[str, Params], set[str]] = {}
+        for name, ticker, params in wanted:
+            if name in _LAZY or ticker not in self._closes:
+                continue
+            if (name, ticker, params) not in self._series:
+                groups.setdefault((name, params), set()).add(ticker)
+        for (name, params), tickers in groups.items():
+            self._compute_many(name, params, sorted(tickers))
+
+    def _compute_many(self, name: str, params: Params, tickers: list[str]) -> None:
+        parts = [self._frame.slice(self._offsets[t], len(self._closes[t])) for t in tickers]
+        rows = pl.concat(parts, rechunk=False)
+        expr = _expression(name, params).over("g").fill_null(NAN)
+        values: list[float] = rows.select(expr)[:, 0].to_list()
+        need, start = closes_needed(name, params), 0
+        for ticker in tickers:  # `rows` holds the tickers' rows in this order
+            count = len(self._closes[ticker])
+            series = values[start : start + count]
+            series[: need - 1] = [NAN] * min(need - 1, count)
+            self._series[(name, ticker, params)] = series
+            start += count
+
     def value(self, name: str, ticker: str, params: Params, index: int) -> float:
         """The indicator for `ticker` as of calendar `index`, or a StrategyDataError."""
+        if name in _LAZY:
+            return self._drawdown(ticker, params, index)
         aligned = self._aligned.get((name, ticker, params))
         if aligned is None:
             aligned = self._align(name, ticker, params, index)
@@ -315,16 +363,38 @@ class PriceHistory:
             return value
         return self._explain(name, ticker, params, index)
 
+    def aligned(self, name: str, ticker: str, params: Params) -> list[float | None] | None:
+        """The whole series indexed by calendar day (None where the ticker has no
+        row, NaN where history is short); None if not available as a series."""
+        if name in _LAZY or ticker not in self._closes:
+            return None
+        aligned = self._aligned.get((name, ticker, params))
+        if aligned is None:
+            aligned = self._align(name, ticker, params, self._positions[ticker][-1])
+        return aligned
+
+    def _drawdown(self, ticker: str, params: Params, index: int) -> float:
+        """max-drawdown on demand: a whole series costs O(days x window), and
+        evaluations read it on few days; each value is kept once computed."""
+        row = self.checked_row(ticker, index, "max-drawdown", params)
+        key = (ticker, params, row)
+        value = self._drawdowns.get(key)
+        if value is None:
+            value = value_on("max-drawdown", params, self._closes[ticker][: row + 1])
+            if math.isnan(value):
+                return self._explain("max-drawdown", ticker, params, index)
+            self._drawdowns[key] = value
+        return value
+
     def _align(self, name: str, ticker: str, params: Params, index: int) -> list[float | None]:
         """The series indexed by calendar day: None where the ticker has no row."""
         self.checked_row(ticker, index, name, params)
         series = self.series(name, ticker, params)
-        dates = self._dates[ticker]
-        first, last = self._index[dates[0]], self._index[dates[-1]]
+        span = self._contiguous(ticker)
         aligned: list[float | None]
-        if last - first + 1 == len(dates):  # no gaps: splice instead of a loop
+        if span is not None:  # splice instead of a loop
             aligned = [None] * len(self.calendar)
-            aligned[first : last + 1] = series
+            aligned[span[0] : span[1] + 1] = series
         else:
             rows = self._rows.get(ticker) or self._build_rows(ticker)
             aligned = [series[r] if r >= 0 else None for r in rows]
@@ -333,9 +403,8 @@ class PriceHistory:
 
     def _explain(self, name: str, ticker: str, params: Params, index: int) -> float:
         row = self.checked_row(ticker, index, name, params)
-        value = self.series(name, ticker, params)[row]
-        if math.isnan(value):  # not enough history
-            need = closes_needed(name, params)
+        need = closes_needed(name, params)
+        if row + 1 < need or math.isnan(self.series(name, ticker, params)[row]):
             raise StrategyDataError(
                 ticker,
                 name,
@@ -343,7 +412,7 @@ class PriceHistory:
                 self.calendar[index],
                 f"needs {need} daily closes, only {row + 1} available",
             )
-        return value
+        return self.series(name, ticker, params)[row]
 
     def checked_row(self, ticker: str, index: int, what: str, params: Params = ()) -> int:
         if ticker not in self._closes:
