@@ -266,3 +266,29 @@ def test_ticker_with_gap_uses_its_own_rows() -> None:
     assert h.value("moving-average-price", "B", (("window", 2),), 2) == 20.0
     with pytest.raises(StrategyDataError):
         h.value("current-price", "B", (), 1)
+
+
+@pytest.mark.parametrize(("name", "params", "need"), CASES)
+def test_batch_over_many_tickers_equals_one_ticker_at_a_time(
+    name: str, params: dict[str, int], need: int
+) -> None:
+    series = {"A": walk(40, seed=1), "B": walk(25, seed=2), "C": walk(3, seed=3)}
+    f = frame(series)
+    batch, single = PriceHistory(f), PriceHistory(f)
+    p = as_params(params)
+    batch.prefetch([(name, t, p) for t in series] + [(name, "NODATA", p)])
+    for ticker, closes in series.items():
+        one = single.series(name, ticker, p)
+        many = batch.series(name, ticker, p)
+        assert len(many) == len(closes)
+        for a, b in zip(one, many, strict=True):
+            assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-12)
+
+
+def test_aligned_series_is_indexed_by_calendar_day() -> None:
+    f = frame({"A": [1.0, 2.0, 3.0, 4.0], "B": [1.0] * 4})
+    h = PriceHistory(f.filter((pl.col("symbol") == "B") | (pl.col("date") != day(1))))
+    aligned = h.aligned("current-price", "A", ())
+    assert aligned == [1.0, None, 3.0, 4.0]
+    assert h.aligned("current-price", "NODATA", ()) is None
+    assert h.aligned("max-drawdown", "A", (("window", 1),)) is None  # computed per day
