@@ -187,3 +187,25 @@ def test_gtc_limit_does_not_fill_overnight_but_at_the_open(
     fill = updates.wait_event(order.id, "fill")
     assert Decimal(str(fill.price)) <= 50
     assert fill.order.filled_at >= datetime(2026, 11, 19, 9, 30, tzinfo=NEW_YORK)
+
+
+def test_trade_stream_rejects_bad_keys(sim: SimThread, updates: TradeUpdates) -> None:
+    import threading
+
+    from alpaca.trading.stream import TradingStream
+
+    before = sim.state()
+    stream = TradingStream("wrong", "keys", url_override=sim.stream_url)
+
+    async def on_update(update: object) -> None:
+        pass
+
+    stream.subscribe_trade_updates(on_update)
+    thread = threading.Thread(target=stream.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: sim.state()["stream_auth_failures"] > before["stream_auth_failures"])
+        assert sim.state()["trade_listeners"] == before["trade_listeners"]
+    finally:
+        stream.stop()
+        thread.join(10)

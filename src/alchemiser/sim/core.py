@@ -42,6 +42,7 @@ class Simulator:
             "partial_fill_notional": str(self.config.partial_fill_notional),
             "websockets": len(self.hub.sockets),
             "trade_listeners": len(self.hub.trade_listeners),
+            "stream_auth_failures": self.hub.auth_failures,
             "data_subscribers": len(self.hub.data_subscribers),
         }
 

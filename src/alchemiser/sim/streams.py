@@ -46,6 +46,7 @@ class StreamHub:
         self.trade_listeners: set[asyncio.Queue[bytes]] = set()
         self.data_subscribers: dict[web.WebSocketResponse, dict[str, set[str]]] = {}
         self.trade_ids = 0
+        self.auth_failures = 0
         self._listener_joined = asyncio.Event()
         self.sockets: set[web.WebSocketResponse] = set()
 
@@ -68,19 +69,20 @@ class StreamHub:
         self.sockets.add(ws)
         queue: asyncio.Queue[bytes] = asyncio.Queue()
         writer: asyncio.Task[None] | None = None
+        authorized = False
         try:
             async for msg in ws:
                 if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                     break
-                request_msg = json.loads(msg.data)
-                action = request_msg.get("action")
-                data = request_msg.get("data") or {}
+                action, data = _trade_stream_request(msg.data)
                 if action == "authenticate":
-                    if (data.get("key_id"), data.get("secret_key")) != self.keys:
-                        await ws.send_bytes(_auth_reply("unauthorized"))
+                    authorized = (data.get("key_id"), data.get("secret_key")) == self.keys
+                if action == "authenticate" or not authorized:
+                    await ws.send_bytes(_auth_reply("authorized" if authorized else "unauthorized"))
+                    if not authorized:  # bad keys, or anything before authenticating
+                        self.auth_failures += 1
                         await ws.close(code=WSCloseCode.POLICY_VIOLATION)
                         break
-                    await ws.send_bytes(_auth_reply("authorized"))
                 elif action == "listen":
                     streams = list(data.get("streams") or [])
                     ack = {"stream": "listening", "data": {"streams": streams}}
@@ -216,6 +218,18 @@ def trade_message(symbol: str, price: Decimal, epoch: float, trade_id: int) -> d
 def _pack(messages: list[dict[str, Any]]) -> bytes:
     packed: bytes = msgpack.packb(messages)
     return packed
+
+
+def _trade_stream_request(raw: str | bytes) -> tuple[str, dict[str, Any]]:
+    """(action, data) of a client message; ("", {}) if it is not one."""
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        return "", {}
+    if not isinstance(message, dict):
+        return "", {}
+    data = message.get("data")
+    return str(message.get("action") or ""), data if isinstance(data, dict) else {}
 
 
 def _auth_reply(status: str) -> bytes:
