@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alchemiser.logging import get_logger
 from alchemiser.marketdata.alpaca import DataClient, LivePrice, live_price
-from alchemiser.marketdata.store import driver_connection
+from alchemiser.marketdata.store import transaction
 
 log = get_logger(__name__)
 
@@ -54,7 +54,7 @@ async def record_today_prices(
 ) -> None:
     """Record (or replace) the prices used on `trading_day`."""
     rows = list(prices.values())
-    async with driver_connection(engine) as conn, conn.transaction():
+    async with transaction(engine) as conn:
         await conn.execute(
             UPSERT,
             trading_day,
@@ -68,7 +68,7 @@ async def record_today_prices(
 async def load_today_prices(engine: AsyncEngine, trading_day: date) -> dict[str, LivePrice]:
     """The prices recorded for `trading_day` (e.g. for a resumed run)."""
     query = "SELECT ticker, price, source, price_at FROM today_prices WHERE trading_day = $1"
-    async with driver_connection(engine) as conn:
+    async with transaction(engine, readonly=True) as conn:
         records = await conn.fetch(query, trading_day)
     return {
         r["ticker"]: LivePrice(r["ticker"], r["price"], r["source"], r["price_at"]) for r in records
