@@ -233,6 +233,11 @@ def test_filter_over_groups_ranks_their_simulated_nav() -> None:
     scores = [c["score"] for c in trace["candidates"]]
     assert scores == pytest.approx([switcher_score, c_score, (blend - 1) * 100], abs=1e-9)
     assert [c["rank"] for c in trace["candidates"]] == [1, 3, 2]
+    assert [c["candidate"] for c in trace["candidates"]] == [
+        "group 'switcher'",
+        "C",
+        f"weight-equal at 1:{text.index('(weight-equal') + 1}",
+    ]
 
 
 def test_nav_needs_enough_history() -> None:

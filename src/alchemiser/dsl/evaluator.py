@@ -59,6 +59,13 @@ ZERO_VOLATILITY_TAKES_ALL = True
 WEIGHT_SUM_TOLERANCE = 1e-9
 
 Alloc = dict[str, float]
+_FORM_NAMES: dict[type, str] = {
+    WeightEqual: "weight-equal",
+    WeightSpecified: "weight-specified",
+    WeightInverseVolatility: "weight-inverse-volatility",
+    Filter: "filter",
+    If: "if",
+}
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,7 @@ def _label(node: Node) -> str:
         return node.ticker
     if isinstance(node, Group):
         return f"group {node.name!r}"
-    return type(node).__name__
+    return f"{_FORM_NAMES[type(node)]} at {node.line}:{node.column}"
 
 
 class _Evaluator:
