@@ -111,7 +111,7 @@ def render(times: UInt8Array, ohlcv: tuple[FloatArray, ...], decimals: int) -> B
     ]
     # Built column-major (each digit position is one contiguous row), written row-major.
     grid = np.vstack(parts)
-    return BarRecords(np.ascontiguousarray(grid.T).tobytes(), grid.shape[0], rows)
+    return BarRecords(grid.T.tobytes(), grid.shape[0], rows)  # C order: row-major bytes
 
 
 def time_grid(model: MarketModel) -> UInt8Array:
