@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 # Indicator names and the parameter keys each one takes.
 INDICATOR_PARAMS: dict[str, tuple[str, ...]] = {
@@ -29,9 +30,10 @@ INDICATOR_PARAMS: dict[str, tuple[str, ...]] = {
 PARAM_DEFAULTS: dict[str, int] = {"short-window": 12, "long-window": 26, "smooth-window": 9}
 
 COMPARISONS = (">", "<", ">=", "<=", "=")
-REBALANCE_FREQUENCIES = ("daily", "weekly", "monthly", "quarterly", "yearly", "none")
+RebalanceFrequency = Literal["daily", "weekly", "monthly", "quarterly", "yearly", "none"]
+REBALANCE_FREQUENCIES: tuple[RebalanceFrequency, ...] = get_args(RebalanceFrequency)
 DEFAULT_ASSET_CLASS = "EQUITIES"
-DEFAULT_REBALANCE_FREQUENCY = "daily"
+DEFAULT_REBALANCE_FREQUENCY: RebalanceFrequency = "daily"
 
 
 def _pos() -> int:
@@ -179,7 +181,7 @@ Node = Asset | Group | WeightEqual | WeightSpecified | WeightInverseVolatility |
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    rebalance_frequency: str = DEFAULT_REBALANCE_FREQUENCY
+    rebalance_frequency: RebalanceFrequency = DEFAULT_REBALANCE_FREQUENCY
     rebalance_threshold: float | None = None
     asset_class: str = DEFAULT_ASSET_CLASS
 

@@ -24,6 +24,7 @@ from lark.lexer import Lexer, LexerState
 from alchemiser.dsl.ast import (
     COMPARISONS,
     DEFAULT_ASSET_CLASS,
+    DEFAULT_REBALANCE_FREQUENCY,
     INDICATOR_PARAMS,
     REBALANCE_FREQUENCIES,
     And,
@@ -40,6 +41,7 @@ from alchemiser.dsl.ast import (
     Operand,
     Options,
     Or,
+    RebalanceFrequency,
     Select,
     Strategy,
     WeightEqual,
@@ -252,7 +254,8 @@ class _Builder:
         return Strategy(name, options, body, tuple(self.tickers), **self._at())
 
     def _options(self, m: _Map) -> Options:
-        asset_class, frequency, threshold = DEFAULT_ASSET_CLASS, "daily", None
+        asset_class, threshold = DEFAULT_ASSET_CLASS, None
+        frequency: RebalanceFrequency = DEFAULT_REBALANCE_FREQUENCY
         if "asset-class" in m.entries:
             asset_class = self._string(m.entries["asset-class"], "`:asset-class`")
             if asset_class != DEFAULT_ASSET_CLASS:
@@ -263,12 +266,12 @@ class _Builder:
                 )
         if "rebalance-frequency" in m.entries:
             value = m.entries["rebalance-frequency"]
-            frequency = str(value)[1:] if isinstance(value, Token) else ""
-            if not (isinstance(value, Token) and value.type == "KEYWORD") or (
-                frequency not in REBALANCE_FREQUENCIES
-            ):
+            written = str(value)[1:] if isinstance(value, Token) else ""
+            matches = [f for f in REBALANCE_FREQUENCIES if f == written]
+            if not (isinstance(value, Token) and value.type == "KEYWORD") or not matches:
                 allowed = ", ".join(f":{f}" for f in REBALANCE_FREQUENCIES)
                 raise self.error(value, f"`:rebalance-frequency` must be one of {allowed}")
+            frequency = matches[0]
         if "rebalance-threshold" in m.entries:
             value = m.entries["rebalance-threshold"]
             threshold = self._number(value, "`:rebalance-threshold`")
