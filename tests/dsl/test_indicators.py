@@ -161,6 +161,8 @@ def test_indicator_matches_plain_loop_on_every_day(
         expected = REFERENCES[name](closes[: k + 1], full)
         got = history.value(name, "AAA", as_params(params), k)
         assert got == pytest.approx(expected, rel=1e-9, abs=1e-9), (name, k)
+        whole = history.series(name, "AAA", as_params(params))[k]
+        assert whole == pytest.approx(expected, rel=1e-9, abs=1e-9), (name, k)
         # The NAV path (plain Python on a list) agrees with the polars series.
         assert value_on(name, as_params(params), closes[: k + 1]) == pytest.approx(
             expected, rel=1e-9, abs=1e-9

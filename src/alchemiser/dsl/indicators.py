@@ -2,7 +2,10 @@
 
 `PriceHistory` wraps a price frame (symbol, date, close, ...). Each indicator is
 computed once per (indicator, ticker, parameters) as a whole series with polars,
-cached, so evaluating another date or another strategy is a list lookup.
+cached, so evaluating another date or another strategy is a list lookup. A
+filter's asset children are computed together in one query (`prefetch`).
+max-drawdown is the exception: a whole series costs days x window, so its value
+is computed (in plain Python) for each requested day and kept.
 
 Group NAVs (spec §5) are short series that exist per (node, date); for them
 `value_on` computes one indicator value from a plain list of closes.
@@ -17,6 +20,7 @@ from datetime import date
 
 import polars as pl
 
+from alchemiser.dsl.ast import PARAM_DEFAULTS
 from alchemiser.dsl.errors import StrategyDataError
 
 # Sample standard deviation (ddof 1) for stdev-return and stdev-price (spec §4).
@@ -50,8 +54,7 @@ def _p(params: Params, key: str) -> int:
     for k, v in params:
         if k == key:
             return v
-    defaults = {"short-window": 12, "long-window": 26, "smooth-window": 9}
-    return defaults[key]
+    return PARAM_DEFAULTS[key]
 
 
 def closes_needed(name: str, params: Params) -> int:
