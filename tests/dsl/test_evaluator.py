@@ -82,6 +82,15 @@ def test_empty_specified_child_shares_go_to_siblings_in_proportion() -> None:
     assert weights(text) == approx({"A": 0.5 / 0.8, "B": 0.3 / 0.8})
 
 
+def test_empty_specified_child_shares_in_equal_parts_when_the_choice_is_flipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ev_module, "SPECIFIED_EMPTY_SHARE_PROPORTIONAL", False)
+    never = '(if (> (current-price "A") 1000) [(asset "E")])'
+    text = f'(weight-specified 0.5 (asset "A") 0.3 (asset "B") 0.2 {never})'
+    assert weights(text) == approx({"A": 0.6, "B": 0.4})
+
+
 # ------------------------------------------------------------------ if
 
 
@@ -262,10 +271,12 @@ def test_weight_inverse_volatility() -> None:
     assert weights(text, prices) == approx({"A": wa, "B": 1 - wa})
 
 
-def test_zero_volatility_child_takes_the_node() -> None:
+def test_zero_volatility_child_takes_the_node(monkeypatch: pytest.MonkeyPatch) -> None:
     assert ZERO_VOLATILITY_TAKES_ALL is True
     text = '(weight-inverse-volatility 3 [(asset "A") (asset "D")])'
     assert weights(text) == {"D": 1.0}
+    monkeypatch.setattr(ev_module, "ZERO_VOLATILITY_TAKES_ALL", False)  # flat D is left out
+    assert weights(text) == {"A": 1.0}
 
 
 # ------------------------------------------------------------------ trace

@@ -50,13 +50,11 @@ from alchemiser.dsl.indicators import (
 # equally (spec §3); False spreads them into the parent as separate siblings.
 BRANCH_VECTOR_IS_UNIT = True
 # When a `weight-specified` child is empty its weight goes to the other
-# children in proportion to their written weights.
+# children in proportion to their written weights (False: in equal parts).
 SPECIFIED_EMPTY_SHARE_PROPORTIONAL = True
 # Children of `weight-inverse-volatility` whose volatility is exactly 0 would
 # get an infinite weight; they share the node equally and the others get nothing.
 ZERO_VOLATILITY_TAKES_ALL = True
-# How far the final weights may sum from 1.
-WEIGHT_SUM_TOLERANCE = 1e-9
 
 Alloc = dict[str, float]
 _FORM_NAMES: dict[type, str] = {
@@ -195,10 +193,9 @@ class _Evaluator:
                 pairs.append((weight, unit))
         if not pairs:
             return {}
-        if not SPECIFIED_EMPTY_SHARE_PROPORTIONAL:  # the missing share stays unallocated
-            missing = 1.0 - sum(w for w, _ in pairs)
-            if missing > WEIGHT_SUM_TOLERANCE:
-                raise StrategyError("an empty `weight-specified` child leaves weight unallocated")
+        if not SPECIFIED_EMPTY_SHARE_PROPORTIONAL:  # the missing share is split equally
+            extra = (1.0 - sum(w for w, _ in pairs)) / len(pairs)
+            pairs = [(w + extra, unit) for w, unit in pairs]
         return _weighted(pairs)
 
     # --------------------------------------------------------------- conditions
@@ -419,35 +416,6 @@ def _memo_for(prices: PriceHistory, strategy: Strategy) -> _Memo:
         memo = _Memo(strategy)
         prices.memos[id(strategy)] = memo
     return memo
-
-
-def indicators_used(strategy: Strategy) -> list[tuple[str, str, Params]]:
-    """Every (indicator, ticker, params) the strategy could read, taken branch or not."""
-    out: list[tuple[str, str, Params]] = []
-    stack: list[Any] = [strategy.body]
-    while stack:  # explicit stack: trees nest 1,000 deep
-        node = stack.pop()
-        if isinstance(node, Indicator):
-            if node.ticker is not None:
-                out.append((node.name, node.ticker, node.params))
-        elif isinstance(node, Compare):
-            stack += [node.left, node.right]
-        elif isinstance(node, And | Or):
-            stack += node.items
-        elif isinstance(node, Not):
-            stack.append(node.item)
-        elif isinstance(node, If):
-            stack += [node.condition, *node.then, *(node.otherwise or ())]
-        elif isinstance(node, Group | WeightEqual | WeightSpecified):
-            stack += node.children
-        elif isinstance(node, Filter | WeightInverseVolatility):
-            if isinstance(node, Filter):
-                name, params = node.metric.name, node.metric.params
-            else:
-                name, params = "stdev-return", (("window", node.window),)
-            out += [(name, c.ticker, params) for c in node.children if isinstance(c, Asset)]
-            stack += node.children
-    return out
 
 
 def evaluate(strategy: Strategy, prices: PriceHistory | pl.DataFrame, as_of: date) -> Evaluation:
