@@ -127,11 +127,11 @@ def net_intents(
 
 
 def _asks(intents: Sequence[Intent], side: Side) -> list[Share]:
-    totals: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    totals: dict[str, Decimal] = {}
     for i in intents:
         if i.side == side:
-            totals[i.strategy_id] += i.quantity
-    return [Share(s, q) for s, q in sorted(totals.items())]
+            totals[i.strategy_id] = totals.get(i.strategy_id, ZERO) + i.quantity
+    return [Share(s, totals[s]) for s in sorted(totals)]
 
 
 def _affordable(
@@ -194,6 +194,8 @@ def _net_symbol(
 
 
 def _subtract(asks: Sequence[Share], crossed: Sequence[Share]) -> list[Share]:
+    if not crossed:
+        return list(asks)
     taken: Mapping[str, Decimal] = {s.strategy_id: s.quantity for s in crossed}
     left = [Share(a.strategy_id, a.quantity - taken.get(a.strategy_id, ZERO)) for a in asks]
     return [s for s in left if s.quantity > 0]
