@@ -105,7 +105,7 @@ def render(result: dict[str, Any], warnings: list[str]) -> str:
     if error is not None:
         lines.append(f"  FAILED ({error['kind']}): {error['message']}")
         return "\n".join(lines)
-    width = max(len(t) for t in result["weights"])
+    width = max(len("ticker"), *(len(t) for t in result["weights"]))
     lines.append(f"  {'ticker':<{width}}  weight")
     lines += [f"  {t:<{width}}  {w:7.2%}" for t, w in result["weights"].items()]
     lines += [f"  warning: {w}" for w in warnings]

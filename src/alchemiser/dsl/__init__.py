@@ -1,4 +1,13 @@
-"""The Composer strategy language: text in, allocation and trace out. Pure: no I/O."""
+"""The Composer strategy language: text in, allocation and trace out. Pure: no I/O.
+
+    strategy = parse_strategy(text, "strategies/x.clj")  # StrategySyntaxError
+    prices = PriceHistory(frame)  # polars: symbol, date, close; as-of row = today
+    result = evaluate(strategy, prices, as_of)  # StrategyDataError / StrategyError
+    result.weights, result.trace, result.warnings
+
+Share one `PriceHistory` between all strategies and dates of a run or backtest:
+indicator series and node results are cached in it.
+"""
 
 from alchemiser.dsl.ast import Strategy, format_strategy
 from alchemiser.dsl.errors import StrategyDataError, StrategyError, StrategySyntaxError
