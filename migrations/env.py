@@ -13,7 +13,7 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import alchemiser.books.models  # noqa: F401
+import alchemiser.books.models
 import alchemiser.marketdata.models  # noqa: F401
 from alchemiser.models import metadata
 
