@@ -58,6 +58,20 @@ WEIGHT_SUM_TOLERANCE = 1e-6
 PERCENT_TOTAL = 100.0
 
 _STDEVS = ("stdev-return", "stdev-price")
+_FORM_NAMES: dict[type, str] = {
+    Asset: "asset",
+    Group: "group",
+    WeightEqual: "weight-equal",
+    WeightSpecified: "weight-specified",
+    WeightInverseVolatility: "weight-inverse-volatility",
+    Filter: "filter",
+    If: "if",
+    Select: "select",
+    And: "and",
+    Or: "or",
+    Not: "not",
+    Strategy: "defsymphony",
+}
 _NODE_TYPES = (Asset, Group, WeightEqual, WeightSpecified, WeightInverseVolatility, Filter, If)
 _CONDITION_TYPES = (Compare, And, Or, Not)
 _UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
@@ -88,12 +102,6 @@ class _Map:
     column: int
 
 
-@dataclass(slots=True)
-class _Nil:
-    line: int
-    column: int
-
-
 def _describe(x: Any) -> str:
     if isinstance(x, Token):
         return f"`{x}`"
@@ -101,7 +109,11 @@ def _describe(x: Any) -> str:
         return "a vector `[...]`"
     if isinstance(x, _Map):
         return "a map `{...}`"
-    return f"`{type(x).__name__.lower()}` form"
+    if isinstance(x, Indicator):
+        return f"the indicator `{x.name}`"
+    if isinstance(x, Compare):
+        return f"the comparison `{x.op}`"
+    return f"the form `{_FORM_NAMES.get(type(x), type(x).__name__)}`"
 
 
 class _Builder:
