@@ -201,6 +201,8 @@ def bench_trading(settings: dict[str, str]) -> None:
     print(f"trade update after fill: {ms(lags)}")
     verdict("trade update after fill (median)", statistics.median(lags), UPDATE_TARGET_S)
     collector.stream.stop()
+    admin(origin, "drop_websockets", {})  # ends the client's 5 s receive wait at once
+    collector.thread.join(10)
 
 
 def fetch_all_pages(origin: str, headers: dict[str, str], params: dict[str, str]) -> int:
