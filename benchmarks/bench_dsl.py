@@ -50,7 +50,7 @@ class Clock:
     def report(self, label: str, target: float) -> None:
         wall, cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
         verdict = "ok" if cpu < target else "MISSED"
-        print(f"{label:<62} cpu {cpu:6.2f} s  wall {wall:6.2f} s  (< {target:g} s: {verdict})")
+        print(f"{label:<66} cpu {cpu:6.2f} s  wall {wall:6.2f} s  (< {target:g} s: {verdict})")
 
 
 def main() -> None:
