@@ -131,7 +131,9 @@ def _trace_lines(entry: dict[str, Any]) -> list[str]:
         head = f"{at}  filter {entry['metric']} select {entry['select']}:"
         rows = [
             f"    #{c['rank']} {c['candidate']} {c['score']:.4f}" + (" *" if c["selected"] else "")
-            for c in sorted(entry["candidates"], key=lambda c: c["rank"])
+            for c in sorted(
+                entry["candidates"], key=lambda c: c["rank"] or len(entry["candidates"]) + 1
+            )
         ]
         return [head, *rows]
     children = ", ".join(f"{c['candidate']} σ={c['stdev_return']:.4f}" for c in entry["children"])

@@ -13,6 +13,7 @@ from alchemiser.dsl import evaluator as ev_module
 from alchemiser.dsl.errors import StrategyDataError, StrategyError
 from alchemiser.dsl.evaluator import (
     BRANCH_VECTOR_IS_UNIT,
+    FILTER_RANKS_EMPTY_CHILDREN,
     SPECIFIED_EMPTY_SHARE_PROPORTIONAL,
     ZERO_VOLATILITY_TAKES_ALL,
     Evaluation,
@@ -209,7 +210,17 @@ def test_filter_drops_selected_children_that_are_empty() -> None:
     text = f'(filter (current-price) (select-bottom 2) [(asset "A") (asset "B") {empty}])'
     # Scores: A 15, B 5, the group's NAV 1 (it holds nothing): the group and B
     # are selected, and the empty group's share goes to B.
+    assert FILTER_RANKS_EMPTY_CHILDREN is True
     assert weights(text) == {"B": 1.0}
+
+
+def test_filter_leaves_empty_children_out_of_the_ranking_when_the_choice_is_flipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ev_module, "FILTER_RANKS_EMPTY_CHILDREN", False)
+    empty = '(group "never" [(if (> (current-price "A") 100) [(asset "E")])])'
+    text = f'(filter (current-price) (select-bottom 2) [(asset "A") (asset "B") {empty}])'
+    assert weights(text) == approx({"A": 0.5, "B": 0.5})
 
 
 def test_filter_over_groups_ranks_their_simulated_nav() -> None:

@@ -52,6 +52,10 @@ BRANCH_VECTOR_IS_UNIT = True
 # When a `weight-specified` child is empty its weight goes to the other
 # children in proportion to their written weights (False: in equal parts).
 SPECIFIED_EMPTY_SHARE_PROPORTIONAL = True
+# A `filter` ranks every child, then drops selected children that hold nothing
+# today (their share goes to the other selected ones). False: children that hold
+# nothing today are left out of the ranking, so n non-empty children are chosen.
+FILTER_RANKS_EMPTY_CHILDREN = True
 # Children of `weight-inverse-volatility` whose volatility is exactly 0 would
 # get an infinite weight; they share the node equally and the others get nothing.
 ZERO_VOLATILITY_TAKES_ALL = True
@@ -326,6 +330,8 @@ class _Evaluator:
             order = sorted(range(len(scores)), key=lambda k: -scores[k])
         else:
             order = sorted(range(len(scores)), key=scores.__getitem__)
+        if not FILTER_RANKS_EMPTY_CHILDREN:  # only children holding something today compete
+            order = [k for k in order if self.alloc(node.children[k], i)]
         chosen = order[: node.select.n]
         units = self.units(tuple(node.children[k] for k in chosen), i, trace)
         if trace is not None:
@@ -342,7 +348,7 @@ class _Evaluator:
                             "candidate": _label(child),
                             **_at(child),
                             "score": scores[k],
-                            "rank": rank[k],
+                            "rank": rank.get(k),  # None: left out of the ranking
                             "selected": k in chosen,
                         }
                         for k, child in enumerate(node.children)
