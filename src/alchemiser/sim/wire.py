@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -10,9 +11,12 @@ from typing import Any
 from alchemiser.market_calendar import NEW_YORK
 from alchemiser.sim.errors import bad_request
 
+ASSET_ID_CACHE = 4096
+TIMESTAMP_CACHE = 65536
 ASSET_NAMESPACE = uuid.UUID("6f1f3c2e-5d57-4c3b-9a55-1b0c1e0a5a11")
 
 
+@functools.lru_cache(maxsize=ASSET_ID_CACHE)
 def asset_id(symbol: str) -> str:
     """A stable asset id per symbol, like Alpaca's."""
     return str(uuid.uuid5(ASSET_NAMESPACE, symbol))
@@ -20,8 +24,11 @@ def asset_id(symbol: str) -> str:
 
 def iso_z(epoch: float | None) -> str | None:
     """RFC3339 UTC with microseconds, as the trading API stamps orders."""
-    if epoch is None:
-        return None
+    return None if epoch is None else _iso_z(epoch)
+
+
+@functools.lru_cache(maxsize=TIMESTAMP_CACHE)  # an order's stamps are formatted on every read
+def _iso_z(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
