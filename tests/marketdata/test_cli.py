@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import polars as pl
@@ -59,6 +60,17 @@ def test_refresh_show_and_export(env: dict[str, str], tmp_path: Path) -> None:
     assert sorted(frame["symbol"].unique()) == ["BIL", "QQQ", "SPY"]
     assert str(frame["date"].max()) == "2026-11-16"
     assert frame.height == frame.select("symbol", "date").unique().height
+
+    # The evaluator reads the file as it is.
+    strategy = tmp_path / "test.clj"
+    evaluated = CliRunner().invoke(
+        main,
+        ["evaluate", "--bars", str(target), "--as-of", "2026-11-16", "--json", str(strategy)],
+        env=env,
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    result = json.loads(evaluated.stdout.splitlines()[0])
+    assert (result["error"], result["weights"]) == (None, {"BIL": 0.5, "SPY": 0.5})
 
 
 def test_refresh_reports_a_failed_ticker_and_exits_1(env: dict[str, str], sim: SimThread) -> None:
