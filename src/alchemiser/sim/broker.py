@@ -21,17 +21,26 @@ from typing import Any
 from alchemiser.sim.clock import SimClock
 from alchemiser.sim.config import SimConfig
 from alchemiser.sim.errors import (
+    CODE_BAD_REQUEST,
     CODE_UNPROCESSABLE,
     SimError,
     bad_request,
     forbidden,
     not_found,
 )
-from alchemiser.sim.market import MarketModel, Quote, stable_hash, tick_for, unit_interval
+from alchemiser.sim.market import (
+    CENT,
+    MarketModel,
+    Quote,
+    stable_hash,
+    tick_for,
+    unit_interval,
+)
 from alchemiser.sim.wire import parse_decimal
 
 OPEN_STATUSES = frozenset({"new", "partially_filled", "accepted", "pending_new"})
 QTY_QUANTUM = Decimal("0.000000001")  # Alpaca accepts up to 9 decimals
+AVG_PRICE_QUANTUM = Decimal("0.000001")
 # Buying power held back for a market buy, over the ask, against the price moving.
 MARKET_BUY_BUFFER = Decimal("1.03")
 # A limit resting at mid-spread waits this long (simulated seconds) on average to fill;
@@ -237,7 +246,7 @@ class Broker:
         notional = parse_decimal(body.get("notional"), "notional")
         limit = parse_decimal(body.get("limit_price"), "limit_price")
         if (qty is None) == (notional is None):
-            raise SimError(400, 40010001, "qty or notional is required, not both")
+            raise SimError(400, CODE_BAD_REQUEST, "qty or notional is required, not both")
         cid = str(body.get("client_order_id") or uuid.uuid4())
         now = self.clock.epoch()
         return Order(
@@ -258,7 +267,7 @@ class Broker:
 
     def _validate(self, order: Order, replacing: Order | None = None) -> None:
         if order.client_order_id in self.by_client_id:
-            raise SimError(422, 40010001, "client_order_id must be unique")
+            raise SimError(422, CODE_BAD_REQUEST, "client_order_id must be unique")
         flags = self.flags(order.symbol)
         if not flags.tradable:
             raise SimError(422, CODE_UNPROCESSABLE, f"asset {order.symbol} is not tradable")
@@ -318,8 +327,8 @@ class Broker:
         if cost > power:
             raise forbidden(
                 "insufficient buying power",
-                buying_power=str(power.quantize(Decimal("0.01"))),
-                cost_basis=str(cost.quantize(Decimal("0.01"))),
+                buying_power=str(power.quantize(CENT)),
+                cost_basis=str(cost.quantize(CENT)),
             )
 
     def _check_qty_available(self, order: Order, replacing: Order | None) -> None:
@@ -453,9 +462,8 @@ class Broker:
             order.qty = qty
         previous = order.filled_qty * (order.filled_avg_price or Decimal(0))
         order.filled_qty += qty
-        order.filled_avg_price = (
-            ((previous + qty * price) / order.filled_qty).quantize(Decimal("0.000001")).normalize()
-        )
+        average = (previous + qty * price) / order.filled_qty
+        order.filled_avg_price = average.quantize(AVG_PRICE_QUANTUM).normalize()
         order.updated_at = now
         done = order.filled_qty >= (order.qty or 0)
         order.status = "filled" if done else "partially_filled"

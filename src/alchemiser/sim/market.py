@@ -26,7 +26,6 @@ from alchemiser.market_calendar import NEW_YORK, MarketCalendar
 
 FloatArray = npt.NDArray[np.float64]
 
-TRADING_DAYS_PER_YEAR = 252
 MARKET_DAILY_VOL = 0.011
 MARKET_DAILY_DRIFT = 0.0003
 VOL_REGIME_PERSISTENCE = 0.98  # AR(1) coefficient of log volatility

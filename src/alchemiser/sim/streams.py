@@ -17,7 +17,6 @@ from alchemiser.sim.market import MarketModel, Quote
 from alchemiser.sim.views import order_json
 from alchemiser.sim.wire import iso_z
 
-AUTH_TIMEOUT_S = 10.0
 HEARTBEAT_S = 20.0
 # The data stream's quote condition and tape, as IEX quotes carry them.
 QUOTE_CONDITIONS = ["R"]

@@ -10,6 +10,8 @@ from alchemiser.sim.broker import Broker, Order, Position
 from alchemiser.sim.wire import asset_id, dec_str, iso_et, iso_z
 
 MONEY = Decimal("0.01")
+PRICE = Decimal("0.000001")
+RATIO = Decimal("1e-10")
 
 
 def order_json(order: Order) -> dict[str, Any]:
@@ -66,23 +68,21 @@ def position_json(broker: Broker, p: Position) -> dict[str, Any]:
         "exchange": broker.exchange(p.symbol),
         "asset_class": "us_equity",
         "asset_marginable": True,
-        "avg_entry_price": dec_str(p.avg_entry_price.quantize(Decimal("0.000001"))),
+        "avg_entry_price": dec_str(p.avg_entry_price.quantize(PRICE)),
         "qty": dec_str(p.qty),
         "qty_available": dec_str(broker.qty_available(p.symbol)),
         "side": "long",
         "market_value": dec_str(market_value.quantize(MONEY)),
         "cost_basis": dec_str(p.cost_basis.quantize(MONEY)),
         "unrealized_pl": dec_str(unrealized.quantize(MONEY)),
-        "unrealized_plpc": dec_str((unrealized / p.cost_basis).quantize(Decimal("1e-10")))
+        "unrealized_plpc": dec_str((unrealized / p.cost_basis).quantize(RATIO))
         if p.cost_basis
         else "0",
         "unrealized_intraday_pl": dec_str(intraday.quantize(MONEY)),
-        "unrealized_intraday_plpc": dec_str(
-            ((price - prev_close) / prev_close).quantize(Decimal("1e-10"))
-        ),
+        "unrealized_intraday_plpc": dec_str(((price - prev_close) / prev_close).quantize(RATIO)),
         "current_price": dec_str(price),
         "lastday_price": dec_str(prev_close),
-        "change_today": dec_str(((price - prev_close) / prev_close).quantize(Decimal("1e-10"))),
+        "change_today": dec_str(((price - prev_close) / prev_close).quantize(RATIO)),
     }
 
 
