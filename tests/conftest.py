@@ -9,6 +9,7 @@ built by running the Alembic migrations (never `create_all`).
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -34,13 +35,14 @@ def _asyncpg_dsn(url: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server_url() -> Iterator[str]:
     """An asyncpg URL of a PostgreSQL server (TEST_DATABASE_URL, else embedded)."""
     configured = os.environ.get("TEST_DATABASE_URL")
     if configured:
         yield db.async_url(configured)
         return
-    yield db.start_embedded(tmp_path_factory.mktemp("embedded"))
+    # Not under pytest's basetemp: concurrent pytest runs rotate (delete) old basetemps.
+    yield db.start_embedded(Path(tempfile.mkdtemp(prefix="alchemiser-test-pg-")), scratch=True)
 
 
 async def create_database(server_url: str, name: str, template: str | None = None) -> str:

