@@ -16,6 +16,7 @@ import functools
 import gc
 import itertools
 import json
+import logging
 import multiprocessing
 import os
 import signal
@@ -309,6 +310,8 @@ def main() -> None:
     parser.add_argument("--models", action="store_true", help="also parse into Bar models")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    logging.getLogger("alpaca").setLevel(logging.ERROR)  # the planned disconnects at the end
     # Each target against its own fresh simulator, so one part's state cannot slow another.
     for part in (bench_trading, functools.partial(bench_bars, parse_models=args.models)):
         proc, settings = start_sim(FILL_WAIT_SCALE)
