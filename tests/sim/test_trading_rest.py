@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -21,7 +21,7 @@ from alpaca.trading.requests import (
 
 from alchemiser.market_calendar import NEW_YORK
 from alchemiser.sim import SimThread
-from tests.sim.conftest import wait_until
+from tests.sim.conftest import BASE_NOW, wait_until
 
 
 def market(
@@ -176,6 +176,10 @@ def test_list_orders_filters(trading: TradingClient) -> None:
     sells = trading.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL, side=OrderSide.SELL))
     assert sells == []
     assert len(trading.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL, limit=1))) == 1
+    hour_ago = BASE_NOW - timedelta(hours=1)
+    after = trading.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL, after=hour_ago))
+    assert len(after) == 2
+    assert trading.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL, until=hour_ago)) == []
 
 
 def test_replace_creates_new_order_and_marks_old_replaced(trading: TradingClient) -> None:
