@@ -101,6 +101,24 @@ async def test_refreshing_again_the_same_day_changes_nothing(
     assert await closes(engine, "SPY") == stored
 
 
+async def test_refreshing_through_an_older_session_keeps_the_newer_bars(
+    engine: AsyncEngine, client: DataClient, md_config: MarketDataConfig
+) -> None:
+    await refresh_bars(engine, client, ["SPY"], through=THROUGH, config=md_config)
+    stored = await closes(engine, "SPY")
+
+    report = await refresh_bars(
+        engine, client, ["SPY"], through=date(2026, 11, 2), config=md_config
+    )
+
+    # The earlier window start backfills older sessions; nothing stored is lost.
+    assert report.ok
+    after = await closes(engine, "SPY")
+    assert {d: after[d] for d in stored} == stored
+    assert max(after) == THROUGH
+    assert min(after) < min(stored)
+
+
 @pytest.mark.parametrize(
     ("split_ratio", "dividend"), [(2.0, 0.0), (1.0, 25.0)], ids=["split", "dividend"]
 )

@@ -139,7 +139,12 @@ class _Refresh:
         """Fetch from each ticker's oldest re-read bar on; heal those whose closes moved."""
         by_start: dict[date, list[str]] = {}
         for t in tickers:
-            by_start.setdefault(min(stored[t]), []).append(t)
+            since = min(stored[t])
+            if since > self.through:  # already holds bars past `through`: nothing to add
+                self.report.results[t] = TickerResult(t, "topped_up", 0, coverage[t].last_date)
+                self.progress(1)
+            else:
+                by_start.setdefault(since, []).append(t)
         batches = [
             (group[i : i + TOPUP_BATCH], since)
             for since, group in sorted(by_start.items())
@@ -150,18 +155,23 @@ class _Refresh:
     async def load_full(
         self, tickers: Sequence[str], coverage: dict[str, Coverage], start: date
     ) -> None:
-        """Whole histories: new tickers, longer `history_years`, and healed adjustments."""
+        """Whole histories: new tickers, longer `history_years`, and healed adjustments.
+
+        A stored ticker is re-read through its newest bar at least: a replacement
+        never loses bars, even when `through` is older than they are.
+        """
         todo: list[tuple[str, date, Action]] = [(t, start, "loaded") for t in tickers]
         todo += [(t, min(start, coverage[t].requested_from), "healed") for t in self.healing]
-        by_start: dict[tuple[date, Action], list[str]] = {}
+        groups: dict[tuple[date, date, Action], list[str]] = {}
         for t, since, action in todo:
-            by_start.setdefault((since, action), []).append(t)
+            until = max(self.through, coverage[t].last_date) if t in coverage else self.through
+            groups.setdefault((since, until, action), []).append(t)
         batches = [
-            (group[i : i + FULL_BATCH], since, action)
-            for (since, action), group in sorted(by_start.items())
+            (group[i : i + FULL_BATCH], *key)
+            for key, group in sorted(groups.items())
             for i in range(0, len(group), FULL_BATCH)
         ]
-        await self._gather(self._full_batch(b, s, a) for b, s, a in batches)
+        await self._gather(self._full_batch(b, s, u, a) for b, s, u, a in batches)
 
     async def _gather(self, jobs: Iterable[Coroutine[Any, Any, None]]) -> None:
         gate = asyncio.Semaphore(self.config.concurrency)
@@ -179,7 +189,7 @@ class _Refresh:
         stored: dict[str, dict[date, float]],
         coverage: dict[str, Coverage],
     ) -> None:
-        fetched = await self._fetch(batch, since)
+        fetched = await self._fetch(batch, since, self.through)
         if fetched is None:
             return
         writes: list[TickerWrite] = []
@@ -197,8 +207,8 @@ class _Refresh:
         await self._write(writes, "topped_up")
         self.progress(len(batch) - sum(1 for t in batch if t in self.healing))
 
-    async def _full_batch(self, batch: list[str], since: date, action: Action) -> None:
-        fetched = await self._fetch(batch, since)
+    async def _full_batch(self, batch: list[str], since: date, until: date, action: Action) -> None:
+        fetched = await self._fetch(batch, since, until)
         if fetched is None:
             return
         writes: list[TickerWrite] = []
@@ -207,18 +217,20 @@ class _Refresh:
             if rows:
                 writes.append(TickerWrite(t, since, True, rows))
             else:
-                self._fail([t], _no_data(t, since, self.through))
+                self._fail([t], _no_data(t, since, until))
         await self._write(writes, action)
         self.progress(len(batch))
 
-    async def _fetch(self, batch: list[str], since: date) -> dict[str, list[BarRow]] | None:
+    async def _fetch(
+        self, batch: list[str], since: date, until: date
+    ) -> dict[str, list[BarRow]] | None:
         try:
-            raw = await self.client.daily_bars(batch, since, self.through)
+            raw = await self.client.daily_bars(batch, since, until)
         except DataApiError as exc:
             self._fail(batch, str(exc))
             self.progress(len(batch))
             return None
-        return {t: bar_rows(t, bars, self.through) for t, bars in raw.items()}
+        return {t: bar_rows(t, bars, until) for t, bars in raw.items()}
 
     async def _write(self, writes: list[TickerWrite], action: Action) -> None:
         if not writes:
