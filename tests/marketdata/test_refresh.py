@@ -246,3 +246,18 @@ async def test_a_non_retryable_error_is_not_retried(
 
     assert "HTTP 401" in report.failed["SPY"]
     assert "nope" not in report.failed["SPY"]
+
+
+async def test_a_stalled_data_api_times_out_and_fails_the_ticker(
+    engine: AsyncEngine, alpaca: AlpacaConfig, sim: SimThread
+) -> None:
+    # Every answer comes after 3 s; the client gives up after 0.2 s each attempt.
+    md_config = config(request_timeout_seconds=0.2, max_retries=1)
+    sim.set_faults(latency_ms=3000)
+
+    report = await refresh_bars(
+        engine, DataClient(alpaca, md_config), ["SPY"], through=THROUGH, config=md_config
+    )
+
+    assert "ReadTimeout" in report.failed["SPY"]
+    assert "SPY" not in await load_coverage(engine)
