@@ -291,3 +291,69 @@ async def test_open_account_adopts_the_broker_positions(conn: AsyncConnection) -
     await assert_consistent(conn, broker)
     pnl = await conn.scalar(text("select pnl from book_value where strategy_id = 'unallocated'"))
     assert pnl == 0
+
+
+async def test_a_manual_trade_is_reported_never_absorbed(conn: AsyncConnection) -> None:
+    broker = await setup_books(conn, "10000", a="1000")
+    run = await ledger.start_run(conn, DAY, "daily")
+    await execute_run(conn, run.id, [buy("a", "5", "100")], broker)
+    before = (await holdings(conn), await cash(conn))
+    # Someone buys 3 AAPL in the Alpaca app; the broker also rounded cash by half a cent.
+    manual = {**broker.positions, "AAPL": D(3)}
+    result = await reconcile(
+        conn, manual, broker.cash - 3 * 150 - D("0.005"), TOLERANCE, run_id=run.id
+    )
+    assert not result.ok
+    by_kind = {(d.kind, d.symbol): d for d in result.differences}
+    aapl = by_kind[("position", "AAPL")]
+    assert (aapl.books, aapl.broker, aapl.difference, aapl.beyond_tolerance) == (
+        D(0),
+        D(3),
+        D(3),
+        True,
+    )
+    assert by_kind[("cash", None)].difference == D("-450.005")
+    assert (await holdings(conn), await cash(conn)) == before
+    row = (
+        await conn.execute(
+            text("select ok, differences from reconciliations where run_id = :r"), {"r": run.id}
+        )
+    ).one()
+    assert row.ok is False
+    assert {d["symbol"] for d in row.differences} == {"AAPL", None}
+
+
+async def test_differences_within_tolerance_pass_but_are_recorded(conn: AsyncConnection) -> None:
+    broker = await setup_books(conn, "10000", a="1000")
+    result = await reconcile(conn, {}, broker.cash + D("0.004"), TOLERANCE)
+    assert result.ok
+    assert [d.difference for d in result.differences] == [D("0.004")]
+    recorded = await conn.scalar(text("select differences from reconciliations"))
+    assert recorded[0]["difference"] == "0.004"
+
+
+async def test_crosses_and_orders_are_idempotent_for_a_resumed_run(conn: AsyncConnection) -> None:
+    broker = await setup_books(conn, "10000", a="1000", b="1000")
+    run = await ledger.start_run(conn, DAY, "daily")
+    await execute_run(conn, run.id, [buy("a", "5", "100")], broker)
+    run2 = await ledger.start_run(conn, date(2026, 11, 3), "daily")
+    intents = [sell("a", "5", "100"), buy("b", "5", "100")]
+    await ledger.record_intents(conn, run2.id, intents)
+    (cross,) = net_intents(intents).crosses
+    assert len(await ledger.book_cross(conn, run2.id, cross)) == 2
+    assert await ledger.book_cross(conn, run2.id, cross) == []
+    assert await holdings(conn) == {("b", "SPY"): D(5)}
+    order = ledger.BrokerOrderRecord("coid-1", run2.id, "TLT", "buy", 0, "limit", D(1), "new")
+    first = await ledger.record_broker_order(conn, order)
+    again = await ledger.record_broker_order(
+        conn,
+        ledger.BrokerOrderRecord(**{**order.__dict__, "status": "filled", "alpaca_order_id": "A1"}),
+    )
+    assert first == again
+    (found,) = await ledger.find_broker_orders(conn, run2.id)
+    assert (found.client_order_id, found.status, found.alpaca_order_id) == (
+        "coid-1",
+        "filled",
+        "A1",
+    )
+    await assert_consistent(conn, broker)
