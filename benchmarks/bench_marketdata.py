@@ -31,6 +31,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from alchemiser import db
+from alchemiser.logging import configure_logging
 from alchemiser.marketdata.alpaca import DataClient
 from alchemiser.marketdata.frame import build_price_frame
 from alchemiser.marketdata.prices import fetch_today_prices
@@ -164,6 +165,7 @@ def main() -> None:
     parser.add_argument("--tickers", type=int, default=TICKERS)
     parser.add_argument("--concurrency", type=int, default=MarketDataConfig().concurrency)
     args = parser.parse_args()
+    configure_logging("warning", stream=sys.stderr)
     with simulator() as env, scratch_database() as url:
         ok = asyncio.run(bench(url, env, args.tickers, args.concurrency))
     sys.exit(0 if ok else 1)
