@@ -115,7 +115,8 @@ class DataClient:
         for attempt in range(1, attempts + 1):
             try:
                 return await self._once(fn)
-            except (APIError, requests.RequestException) as exc:
+            except (APIError, requests.RequestException, ValueError) as exc:
+                # ValueError: alpaca-py's answer to a body it cannot read (not retried).
                 reason = _reason(exc)
                 if not _retryable(exc) or attempt == attempts:
                     raise DataApiError(f"{what}: {reason}") from exc

@@ -37,8 +37,9 @@ async def build_price_frame(
     `as_of` itself), then in "live" mode one row per ticker dated `as_of` whose
     open/high/low/close are today's live price (volume 0). In "previous_close" mode
     the frame ends at the previous session, so the evaluator's "today" is
-    yesterday's close. A ticker without a live price gets no `as_of` row: the
-    freshness check fails its strategies.
+    yesterday's close (evaluate it as of that session: the evaluator needs a row
+    on its as-of date; see `run.RunData.evaluation_date`). A ticker without a live
+    price gets no `as_of` row: the freshness check fails its strategies.
     """
     if mode == "previous_close" or not today_prices:
         return await read_bars(engine, tickers, before=as_of, since=since)
