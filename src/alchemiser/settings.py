@@ -106,7 +106,8 @@ class MarketDataConfig(_Section):
     # alpaca-py sends requests without a timeout; we set one on its session.
     request_timeout_seconds: float = Field(default=30.0, gt=0)
     # Our own bounded retries (429, 5xx, timeouts); alpaca-py's are switched off.
-    max_retries: int = Field(default=4, ge=0, le=10)
+    # 1+2+4+8+16+30 s of backoff outlasts the data API's one-minute rate-limit window.
+    max_retries: int = Field(default=6, ge=0, le=10)
     retry_backoff_seconds: float = Field(default=1.0, ge=0)
     retry_backoff_max_seconds: float = Field(default=30.0, ge=0)
     # How many of the newest stored bars a refresh re-reads to detect retroactive adjustments.
