@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alchemiser.logging import get_logger
@@ -24,6 +25,7 @@ from alchemiser.market_calendar import get_calendar
 from alchemiser.marketdata.alpaca import BarRow, DataApiError, DataClient, bar_rows
 from alchemiser.marketdata.store import (
     Coverage,
+    StoreError,
     TickerWrite,
     load_coverage,
     recent_closes,
@@ -235,7 +237,12 @@ class _Refresh:
     async def _write(self, writes: list[TickerWrite], action: Action) -> None:
         if not writes:
             return
-        await write_bars(self.engine, writes, datetime.now(UTC))
+        try:
+            await write_bars(self.engine, writes, datetime.now(UTC))
+        except (StoreError, asyncpg.UniqueViolationError) as exc:
+            # Another refresh wrote these tickers meanwhile; the next refresh settles them.
+            self._fail([w.ticker for w in writes], f"not written: {exc}")
+            return
         for w in writes:
             last = w.rows[-1][1] if w.rows else None
             self.report.results[w.ticker] = TickerResult(w.ticker, action, len(w.rows), last)
