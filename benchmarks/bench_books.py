@@ -201,6 +201,15 @@ def ledger_sql(runs: int) -> list[tuple[str, str]]:
             f" FROM generate_series(1, {runs}) r, generate_series(0, {TICKERS - 1}) t",
         ),
         (
+            "runs (running totals)",
+            "UPDATE runs r SET book_fills = f.n, traded_value = f.v,"
+            " intents = (SELECT count(*) FROM intents i WHERE i.run_id = r.id),"
+            " broker_orders = (SELECT count(*) FROM broker_orders o WHERE o.run_id = r.id),"
+            " strategies = (SELECT count(*) FROM signals s WHERE s.run_id = r.id)"
+            " FROM (SELECT run_id, count(*) AS n, sum(quantity * price) AS v FROM book_fills"
+            " GROUP BY run_id) f WHERE f.run_id = r.id",
+        ),
+        (
             "reconciliations",
             f"INSERT INTO reconciliations (run_id, ok, tolerance, books_cash, broker_cash,"
             f" differences) SELECT r, true, 0.01, 1000, 1000, '[]'"
@@ -232,10 +241,10 @@ VIEW_QUERIES = [
         "SELECT * FROM run_summary ORDER BY trading_day DESC, kind LIMIT 50",
     ),
     ("run_summary: one run", "SELECT * FROM run_summary WHERE run_id = {run}"),
+    ("run_summary: every run", "SELECT * FROM run_summary"),
 ]
 # Whole-history scans, for information (no target: a psql user pages these).
 SCAN_QUERIES = [
-    ("run_summary: every run (full scan)", "SELECT * FROM run_summary"),
     ("trade_history: count(*) (full scan)", "SELECT count(*) FROM trade_history"),
 ]
 

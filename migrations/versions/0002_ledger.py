@@ -93,21 +93,11 @@ RUN_SUMMARY = """
 CREATE VIEW run_summary AS
 SELECT r.id AS run_id, r.trading_day, r.kind, r.status, r.price_mode,
        r.started_at, r.finished_at, r.finished_at - r.started_at AS duration,
-       sg.strategies, sg.failed_strategies,
-       (SELECT count(*) FROM intents i WHERE i.run_id = r.id) AS intents,
-       (SELECT count(*) FROM broker_orders o WHERE o.run_id = r.id) AS broker_orders,
-       f.book_fills, f.traded_value,
+       r.strategies, r.failed_strategies, r.intents, r.broker_orders,
+       r.book_fills, r.traded_value,
        rc.ok AS reconciled,
        r.error
 FROM runs r
-LEFT JOIN LATERAL (
-    SELECT count(*) AS strategies, count(*) FILTER (WHERE s.error IS NOT NULL) AS failed_strategies
-    FROM signals s WHERE s.run_id = r.id
-) sg ON true
-LEFT JOIN LATERAL (
-    SELECT count(*) AS book_fills, COALESCE(sum(bf.quantity * bf.price), 0) AS traded_value
-    FROM book_fills bf WHERE bf.run_id = r.id
-) f ON true
 LEFT JOIN LATERAL (
     SELECT ok FROM reconciliations c WHERE c.run_id = r.id ORDER BY c.id DESC LIMIT 1
 ) rc ON true
@@ -147,6 +137,12 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("strategies", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        sa.Column("failed_strategies", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        sa.Column("intents", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        sa.Column("broker_orders", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        sa.Column("book_fills", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        sa.Column("traded_value", sa.Numeric(), server_default=sa.text("0"), nullable=False),
         sa.CheckConstraint(
             "status IN ('started', 'planned', 'executing', 'completed', 'failed')",
             name=op.f("ck_runs_status"),

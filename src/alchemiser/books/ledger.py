@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, localcontext
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Boolean, bindparam, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -387,7 +387,7 @@ async def record_signal(
     error: str | None = None,
 ) -> None:
     """A strategy's evaluation (allocation + trace, or its error). The first record wins."""
-    await conn.execute(
+    inserted = await conn.scalar(
         insert(Signal)
         .values(
             run_id=run_id,
@@ -397,7 +397,10 @@ async def record_signal(
             error=error,
         )
         .on_conflict_do_nothing(index_elements=[Signal.run_id, Signal.strategy_id])
+        .returning(Signal.id)
     )
+    if inserted is not None:
+        await _add_run_totals(conn, run_id, strategies=1, failed_strategies=int(error is not None))
 
 
 async def record_intents(conn: AsyncConnection, run_id: int, intents: Iterable[Intent]) -> None:
@@ -415,7 +418,18 @@ async def record_intents(conn: AsyncConnection, run_id: int, intents: Iterable[I
         for i in intents
     ]
     if rows:
-        await conn.execute(insert(IntentRow).on_conflict_do_nothing(), rows)
+        inserted = await conn.execute(
+            insert(IntentRow).on_conflict_do_nothing().returning(IntentRow.id), rows
+        )
+        await _add_run_totals(conn, run_id, intents=len(inserted.all()))
+
+
+async def _add_run_totals(conn: AsyncConnection, run_id: int | None, **counts: Any) -> None:
+    """Add to a run's running totals (strategies, intents, book_fills, traded_value, ...)."""
+    if run_id is None or not any(counts.values()):
+        return
+    values = {name: getattr(Run, name) + amount for name, amount in counts.items()}
+    await conn.execute(update(Run).where(Run.id == run_id).values(**values))
 
 
 async def load_intents(conn: AsyncConnection, run_id: int) -> list[Intent]:
@@ -472,8 +486,13 @@ async def record_broker_order(conn: AsyncConnection, order: BrokerOrderRecord) -
             "quantity": statement.excluded.quantity,
             "updated_at": func.now(),
         },
-    ).returning(BrokerOrder.id)
-    order_id: int = (await conn.execute(upsert)).scalar_one()
+    )
+    # xmax = 0 only on a freshly inserted row: count each order once per run.
+    inserted = literal_column("xmax = 0", Boolean).label("inserted")
+    row = (await conn.execute(upsert.returning(BrokerOrder.id, inserted))).one()
+    if row.inserted:
+        await _add_run_totals(conn, order.run_id, broker_orders=1)
+    order_id: int = row.id
     return order_id
 
 
@@ -617,6 +636,7 @@ async def book_cross(
         )
         await _book_fill(conn, fill)
         booked.append(BookedFill(strategy_id, cross.symbol, side, quantity, cross.price))
+    await _add_fill_totals(conn, run_id, booked)
     return booked
 
 
@@ -662,6 +682,7 @@ async def book_execution(conn: AsyncConnection, report: ExecutionReport) -> list
         booked.append(
             BookedFill(piece.strategy_id, report.symbol, report.side, piece.quantity, report.price)
         )
+    await _add_fill_totals(conn, run_id, booked)
     if order_id is not None:
         await conn.execute(
             update(BrokerOrder)
@@ -672,6 +693,13 @@ async def book_execution(conn: AsyncConnection, report: ExecutionReport) -> list
             )
         )
     return booked
+
+
+async def _add_fill_totals(
+    conn: AsyncConnection, run_id: int | None, booked: Sequence[BookedFill]
+) -> None:
+    value = add(*(mul(f.quantity, f.price) for f in booked))
+    await _add_run_totals(conn, run_id, book_fills=len(booked), traded_value=value)
 
 
 def _merge(pieces: list[Share], extra: Share) -> list[Share]:

@@ -161,6 +161,16 @@ _CONSISTENCY_CHECKS = {
                     THEN sum(f.quantity) <> 2 * e.quantity
                     ELSE sum(f.quantity) <> e.quantity END""",
     "a book is short": "SELECT strategy_id, symbol FROM book_holdings WHERE quantity < 0",
+    "run totals differ from the run's rows": """
+        SELECT r.id FROM runs r
+        WHERE r.book_fills <> (SELECT count(*) FROM book_fills f WHERE f.run_id = r.id)
+           OR r.traded_value <> (SELECT COALESCE(sum(f.quantity * f.price), 0)
+                                 FROM book_fills f WHERE f.run_id = r.id)
+           OR r.intents <> (SELECT count(*) FROM intents i WHERE i.run_id = r.id)
+           OR r.broker_orders <> (SELECT count(*) FROM broker_orders o WHERE o.run_id = r.id)
+           OR r.strategies <> (SELECT count(*) FROM signals s WHERE s.run_id = r.id)
+           OR r.failed_strategies <> (SELECT count(*) FROM signals s
+                                      WHERE s.run_id = r.id AND s.error IS NOT NULL)""",
 }
 
 
