@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -14,9 +15,9 @@ from alchemiser.books import ledger
 from alchemiser.books.capital import BookCapital, capital_transfers
 from alchemiser.books.ledger import ExecutionReport, LedgerError
 from alchemiser.books.netting import NetOrder, Share, net_intents
-from alchemiser.books.planner import Intent, plan_liquidation
+from alchemiser.books.planner import Intent, RebalanceOptions, plan_book, plan_liquidation
 from alchemiser.books.reconcile import ledger_problems, reconcile
-from alchemiser.settings import UNALLOCATED_BOOK
+from alchemiser.settings import UNALLOCATED_BOOK, BooksConfig, RiskConfig
 from tests.books.harness import Broker, execute_run, send, strategy
 
 D = Decimal
@@ -356,4 +357,39 @@ async def test_crosses_and_orders_are_idempotent_for_a_resumed_run(conn: AsyncCo
         "filled",
         "A1",
     )
+    await assert_consistent(conn, broker)
+
+
+async def test_rebalance_capital_follows_a_changed_allocation(conn: AsyncConnection) -> None:
+    broker = await setup_books(conn, "0")
+    await ledger.deposit(conn, D(100_000))
+    broker.cash = D(100_000)
+    await ledger.sync_strategies(conn, [strategy("a", allocation="0.5")], D(100_000))
+    run = await ledger.start_run(conn, DAY, "daily")
+    await execute_run(conn, run.id, [buy("a", "400", "100")], broker)  # $40k of SPY
+    smaller = [strategy("a", allocation="0.2")]
+    await ledger.sync_strategies(conn, smaller, D(100_000))
+    plan = await ledger.rebalance_capital(conn, smaller, {"SPY": D(100)}, BooksConfig())
+    # Target 20k; a holds 10k cash + 40k SPY: 10k moves now, 20k is owed.
+    assert [(t.source, t.amount) for t in plan.transfers] == [("a", D(10_000))]
+    assert plan.withdrawals == {"a": D(20_000)}
+    assert (await cash(conn))["a"] == 0
+    books = await ledger.load_books(conn)
+    owed = replace(books["a"], withdrawal=plan.withdrawals["a"])
+    intents = plan_book(
+        owed,
+        targets={"SPY": 1.0},
+        prices={"SPY": D(100)},
+        fractionable={"SPY"},
+        options=RebalanceOptions(),
+        rebalance_day=True,
+        risk=RiskConfig(cash_buffer=D(0)),
+    )
+    assert [(i.side, i.quantity) for i in intents] == [("sell", D(200))]
+    run2 = await ledger.start_run(conn, date(2026, 11, 3), "daily")
+    await execute_run(conn, run2.id, intents, broker)
+    again = await ledger.rebalance_capital(conn, smaller, {"SPY": D(100)}, BooksConfig())
+    assert [(t.source, t.amount) for t in again.transfers] == [("a", D(20_000))]
+    assert again.settled == ["a"]
+    assert (await ledger.sync_strategies(conn, smaller, D(100_000))).allocation_changed == {}
     await assert_consistent(conn, broker)

@@ -19,6 +19,7 @@ from sqlalchemy import Boolean, bindparam, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from alchemiser.books.capital import BookCapital, CapitalPlan, capital_transfers
 from alchemiser.books.models import (
     BookFill,
     BookHolding,
@@ -52,9 +53,9 @@ from alchemiser.books.netting import (
     cross_execution_id,
     split_execution,
 )
-from alchemiser.books.planner import BookState, Intent, Side
+from alchemiser.books.planner import BookState, Intent, Side, holdings_value
 from alchemiser.logging import get_logger
-from alchemiser.settings import UNALLOCATED_BOOK, StrategyConfig
+from alchemiser.settings import UNALLOCATED_BOOK, BooksConfig, StrategyConfig
 
 log = get_logger(__name__)
 
@@ -258,6 +259,52 @@ async def _create_book(
     await transfer_cash(conn, UNALLOCATED_BOOK, config.id, amount, kind="funding", run_id=run_id)
     log.info("book funded", strategy_id=config.id, amount=str(amount))
     return amount
+
+
+async def rebalance_capital(
+    conn: AsyncConnection,
+    strategies: Sequence[StrategyConfig],
+    prices: Mapping[str, Decimal],
+    config: BooksConfig,
+    run_id: int | None = None,
+) -> CapitalPlan:
+    """Move cash between books as `[books]` says (call after `sync_strategies`).
+
+    Books are valued at `prices` (every held symbol). Allocations that changed in
+    the configuration (and, with the drift policy, books drifted past the
+    threshold) are brought to `allocation × equity` by transfers with
+    `unallocated`. Returns the plan: `withdrawals` is what a book still owes (pass
+    it as `BookState.withdrawal` to the planner); settled books are marked as
+    now following their configured allocation.
+    """
+    books = await load_books(conn)
+    values = {i: b.cash + holdings_value(b.positions, prices) for i, b in books.items()}
+    applied = dict((await conn.execute(select(Strategy.id, Strategy.allocation))).all())
+    capital = [
+        BookCapital(
+            s.id,
+            values[s.id],
+            books[s.id].cash,
+            s.allocation,
+            fixed_capital=s.capital is not None,
+            allocation_changed=applied[s.id] != s.allocation,
+        )
+        for s in strategies
+        if s.id in books and s.state == "active"
+    ]
+    unallocated = books[UNALLOCATED_BOOK].cash
+    equity = sum(values.values(), ZERO)
+    plan = capital_transfers(
+        capital, unallocated, equity, config.capital_policy, config.drift_threshold
+    )
+    for transfer in plan.transfers:
+        await transfer_cash(
+            conn, transfer.source, transfer.destination, transfer.amount, run_id=run_id
+        )
+    configured = {s.id: s.allocation for s in strategies}
+    for strategy_id in plan.settled:
+        await apply_allocation(conn, strategy_id, configured[strategy_id])
+    return plan
 
 
 async def apply_allocation(conn: AsyncConnection, strategy_id: str, allocation: Decimal) -> None:
