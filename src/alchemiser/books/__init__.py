@@ -8,7 +8,7 @@ Pure logic (no database; plain dataclasses, Decimal):
 - `reconcile.compare`: books against the broker, with tolerance.
 
 Database (an `AsyncConnection` in a transaction the caller owns):
-- `ledger`: `sync_strategies` (funding from `unallocated`), `deposit`,
+- `ledger`: `sync_strategies` (funding from `unallocated`), `rebalance_capital`, `deposit`,
   `open_account`, `transfer_cash`, `apply_allocation`, `retire_book`, `load_books`,
   `start_run`, `set_run_status`, `record_signal`, `record_intents`,
   `load_intents`, `record_prices`, `record_broker_order`, `find_broker_orders`,
