@@ -14,24 +14,13 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alchemiser import db
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CORPUS_DIR = REPO_ROOT.parent / "shared" / "corpus" / "clj"
-
-
-def _with_database(url: str, name: str) -> str:
-    return make_url(url).set(database=name).render_as_string(hide_password=False)
-
-
-def _asyncpg_dsn(url: str) -> str:
-    """asyncpg's own connect() takes a libpq-style DSN, not SQLAlchemy's dialect URL."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -45,54 +34,36 @@ def pg_server_url() -> Iterator[str]:
     yield db.start_embedded(Path(tempfile.mkdtemp(prefix="alchemiser-test-pg-")), scratch=True)
 
 
-async def create_database(server_url: str, name: str, template: str | None = None) -> str:
-    conn = await asyncpg.connect(_asyncpg_dsn(server_url))
-    try:
-        clause = f' TEMPLATE "{template}"' if template else ""
-        await conn.execute(f'CREATE DATABASE "{name}"{clause}')
-    finally:
-        await conn.close()
-    return _with_database(server_url, name)
-
-
-async def drop_database(server_url: str, name: str) -> None:
-    conn = await asyncpg.connect(_asyncpg_dsn(server_url))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 async def migrated_template(pg_server_url: str) -> AsyncIterator[str]:
     """A database built by `alembic upgrade heads`, cloned for each test."""
     name = f"alchemiser_template_{uuid.uuid4().hex[:8]}"
-    url = await create_database(pg_server_url, name)
+    url = await db.create_database(pg_server_url, name)
     engine = db.create_engine(url)
     try:
         await db.upgrade(engine)
     finally:
         await engine.dispose()
     yield name
-    await drop_database(pg_server_url, name)
+    await db.drop_database(pg_server_url, name)
 
 
 @pytest.fixture
 async def empty_db_url(pg_server_url: str) -> AsyncIterator[str]:
     """A fresh database with no migration applied."""
     name = f"alchemiser_test_{uuid.uuid4().hex[:12]}"
-    url = await create_database(pg_server_url, name)
+    url = await db.create_database(pg_server_url, name)
     yield url
-    await drop_database(pg_server_url, name)
+    await db.drop_database(pg_server_url, name)
 
 
 @pytest.fixture
 async def db_url(pg_server_url: str, migrated_template: str) -> AsyncIterator[str]:
     """A fresh database at the newest schema."""
     name = f"alchemiser_test_{uuid.uuid4().hex[:12]}"
-    url = await create_database(pg_server_url, name, template=migrated_template)
+    url = await db.create_database(pg_server_url, name, template=migrated_template)
     yield url
-    await drop_database(pg_server_url, name)
+    await db.drop_database(pg_server_url, name)
 
 
 @pytest.fixture

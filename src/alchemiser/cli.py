@@ -19,13 +19,13 @@ if TYPE_CHECKING:
 EXIT_CONFIG = 2
 
 
-def load_settings_or_exit() -> Settings:
+def load_settings_or_exit(path: Path | None = None) -> Settings:
     """Settings with logging configured, or a clear message and exit status 2."""
     from alchemiser.logging import configure_logging, register_secrets
     from alchemiser.settings import ConfigError, load_settings
 
     try:
-        settings = load_settings()
+        settings = load_settings(path)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_CONFIG)
@@ -81,9 +81,9 @@ def db_current() -> None:
 @main.command()
 def demo() -> None:
     """Run the main job on embedded defaults: embedded Postgres, the simulator, examples."""
-    from alchemiser.demo import run_demo
+    from alchemiser.demo import demo_config_path, run_demo
 
-    run_demo(load_settings_or_exit())
+    run_demo(load_settings_or_exit(demo_config_path()))
 
 
 @main.command()

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import io
 import json
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -28,6 +29,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import NullPool
 
 from alchemiser.logging import get_logger
 from alchemiser.models import ConfigSnapshot
@@ -78,6 +80,51 @@ def database_url(settings: Settings) -> str:
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(async_url(url), pool_pre_ping=True, **kwargs)
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server's URL for database `name`."""
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+async def create_database(
+    server_url: str, name: str, *, template: str | None = None, replace: bool = False
+) -> str:
+    """Create database `name` on the server (dropping it first if `replace`); its URL."""
+    await _admin(server_url, *([_drop_sql(name)] if replace else []), _create_sql(name, template))
+    return with_database(server_url, name)
+
+
+async def drop_database(server_url: str, name: str) -> None:
+    await _admin(server_url, _drop_sql(name))
+
+
+def _identifier(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"not a plain database name: {name!r}")
+    return f'"{name}"'
+
+
+def _create_sql(name: str, template: str | None) -> str:
+    clause = f" TEMPLATE {_identifier(template)}" if template else ""
+    return f"CREATE DATABASE {_identifier(name)}{clause}"
+
+
+def _drop_sql(name: str) -> str:
+    return f"DROP DATABASE IF EXISTS {_identifier(name)} WITH (FORCE)"
+
+
+async def _admin(server_url: str, *statements: str) -> None:
+    """Run statements that cannot run in a transaction (CREATE/DROP DATABASE)."""
+    engine = create_async_engine(
+        async_url(server_url), isolation_level="AUTOCOMMIT", poolclass=NullPool
+    )
+    try:
+        async with engine.connect() as conn:
+            for statement in statements:
+                await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
