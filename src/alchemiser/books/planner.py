@@ -26,10 +26,12 @@ from decimal import Decimal, localcontext
 from typing import Literal
 
 from alchemiser.books.money import WIDE, ZERO, floor_to, quantum_for
+from alchemiser.dsl.ast import RebalanceFrequency
 from alchemiser.settings import RiskConfig
 
 Side = Literal["buy", "sell"]
-Frequency = Literal["daily", "weekly", "monthly", "quarterly", "yearly", "none"]
+# The strategy language owns the list of frequencies (a symphony's :rebalance-frequency).
+Frequency = RebalanceFrequency
 
 REASON_EXIT = "exit"
 REASON_REBALANCE = "rebalance"
