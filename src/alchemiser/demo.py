@@ -16,7 +16,7 @@ import asyncio
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -57,24 +57,16 @@ def demo_config_path() -> Path | None:
     return None if CONFIG_ENV_VAR in os.environ else DEMO_CONFIG
 
 
-def demo_instant(today: date) -> datetime:
-    """The daily run's time on the latest trading day up to `today` (3:30 PM ET or
-    30 minutes before an early close)."""
-    day = (
-        today
-        if market_calendar.is_trading_day(today)
-        else market_calendar.previous_trading_day(today)
-    )
-    close = market_calendar.session_close(day)
-    assert close is not None  # a trading day has a session
-    usual = datetime.combine(day, time(15, 30), close.tzinfo)
-    return min(usual, close - timedelta(minutes=30))
-
-
 def run_demo(settings: Settings, today: date | None = None) -> None:
     from alchemiser.sim.runner import SimThread  # the demo may start the simulator
 
-    instant = demo_instant(today or datetime.now(market_calendar.NEW_YORK).date())
+    today = today or datetime.now(market_calendar.NEW_YORK).date()
+    schedule = settings.schedule
+    instant = market_calendar.daily_run_at(
+        market_calendar.latest_trading_day(today),
+        schedule.run_time,
+        schedule.minutes_before_close,
+    )
     with SimThread(seed=DEMO_SEED, now=instant, cash=DEMO_CASH) as sim:
         click.echo(
             f"1. simulator: Alpaca on {sim.trading_url}, clock at {instant:%Y-%m-%d %H:%M %Z}"

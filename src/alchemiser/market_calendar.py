@@ -11,7 +11,7 @@ import bisect
 import functools
 import warnings
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import exchange_calendars
@@ -140,3 +140,18 @@ def previous_trading_day(day: date) -> date:
 def trading_day_of(instant: datetime) -> date:
     """The ET calendar date of an instant (not necessarily a trading day)."""
     return instant.astimezone(NEW_YORK).date()
+
+
+def latest_trading_day(day: date) -> date:
+    """`day` itself if the market trades that day, else the trading day before it."""
+    return day if is_trading_day(day) else previous_trading_day(day)
+
+
+def daily_run_at(day: date, run_time: time, minutes_before_close: int) -> datetime:
+    """When the daily run starts on trading day `day`: `run_time` ET, or
+    `minutes_before_close` before the close if that is earlier (early-close days)."""
+    close = session_close(day)
+    if close is None:
+        raise ValueError(f"{day} is not a trading day")
+    usual = datetime.combine(day, run_time, NEW_YORK)
+    return min(usual, close - timedelta(minutes=minutes_before_close))

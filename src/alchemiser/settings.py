@@ -68,7 +68,6 @@ class StrategyConfig(_Section):
 
 
 class ScheduleConfig(_Section):
-    timezone: str = "America/New_York"
     # Run at this ET time, or `minutes_before_close` before an early close if earlier.
     run_time: time = time(15, 30)
     minutes_before_close: int = Field(default=30, ge=1, le=390)
