@@ -96,7 +96,11 @@ async def _run(settings: Settings, server_url: str, as_of: date) -> None:
     try:
         await db.upgrade(engine)
         heads = ", ".join((await db.current(engine)).split())
-        click.echo(f"2. database {DEMO_DATABASE}: migrated to {heads}")
+        digest = await db.record_config(engine, settings)
+        click.echo(
+            f"2. database {DEMO_DATABASE}: migrated to {heads}; "
+            f"configuration journalled as {digest[:12]}"
+        )
         strategies = _parse_all(settings)
         data = await _market_data(engine, settings, strategies, as_of)
         evaluations = _evaluate_all(strategies, data)
