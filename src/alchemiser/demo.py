@@ -95,7 +95,7 @@ async def _run(settings: Settings, server_url: str, as_of: date) -> None:
     engine = db.create_engine(await db.create_database(server_url, DEMO_DATABASE, replace=True))
     try:
         await db.upgrade(engine)
-        heads = ", ".join((await db.current(engine)).split())
+        heads = ", ".join(line.split()[0] for line in (await db.current(engine)).splitlines())
         digest = await db.record_config(engine, settings)
         click.echo(
             f"2. database {DEMO_DATABASE}: migrated to {heads}; "
