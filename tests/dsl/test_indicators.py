@@ -78,7 +78,7 @@ def ref_rsi(xs: list[float], n: int) -> float:
 
 
 def ref_max_drawdown(xs: list[float], n: int) -> float:
-    window = xs[-(n + 1) :]  # N returns: N+1 closes
+    window = xs[-n:]  # the last N closes
     worst = 0.0
     for t in range(len(window)):
         for s in range(t):
@@ -124,8 +124,8 @@ CASES = [
     ("cumulative-return", {"window": 1}, 2),
     ("stdev-return", {"window": 9}, 10),
     ("stdev-price", {"window": 4}, 4),
-    ("max-drawdown", {"window": 7}, 8),
-    ("max-drawdown", {"window": 1}, 2),
+    ("max-drawdown", {"window": 7}, 7),
+    ("max-drawdown", {"window": 1}, 1),
     ("rsi", {"window": 10}, 11),
     ("rsi", {"window": 1}, 2),
     ("percentage-price-oscillator", {"short-window": 3, "long-window": 7}, 7),
@@ -195,7 +195,8 @@ def test_window_one_values_are_what_a_trader_expects() -> None:
     assert h.value("cumulative-return", "A", w1, 1) == pytest.approx(10.0)
     assert h.value("moving-average-return", "A", w1, 2) == pytest.approx(-10.0)
     assert h.value("max-drawdown", "A", w1, 1) == 0.0
-    assert h.value("max-drawdown", "A", w1, 2) == pytest.approx(10.0)
+    assert h.value("max-drawdown", "A", w1, 2) == 0.0  # one close: no fall
+    assert h.value("max-drawdown", "A", (("window", 2),), 2) == pytest.approx(10.0)
     assert h.value("rsi", "A", w1, 1) == RSI_WHEN_NO_LOSS
     assert h.value("rsi", "A", w1, 2) == 0.0
 
@@ -225,13 +226,14 @@ def test_rsi_10_from_all_history_matches_last_1000_bars() -> None:
 
 
 def test_pinned_constants() -> None:
-    # Sample standard deviation; max-drawdown over N returns (N+1 closes).
+    # Sample standard deviation; max-drawdown over the last N closes.
     assert STDEV_DDOF == 1
-    assert MAX_DRAWDOWN_SPANS_N_RETURNS is True
+    assert MAX_DRAWDOWN_SPANS_N_RETURNS is False
     h = PriceHistory(frame({"A": [1.0, 2.0, 3.0]}))
     assert h.value("stdev-price", "A", (("window", 3),), 2) == pytest.approx(1.0)
     h = PriceHistory(frame({"A": [10.0, 5.0, 6.0]}))
-    assert h.value("max-drawdown", "A", (("window", 2),), 2) == pytest.approx(50.0)
+    assert h.value("max-drawdown", "A", (("window", 2),), 2) == 0.0  # closes 5, 6
+    assert h.value("max-drawdown", "A", (("window", 3),), 2) == pytest.approx(50.0)
 
 
 def test_unknown_ticker_and_missing_day_are_data_errors() -> None:

@@ -25,9 +25,9 @@ from alchemiser.dsl.errors import StrategyDataError
 
 # Sample standard deviation (ddof 1) for stdev-return and stdev-price (spec §4).
 STDEV_DDOF = 1
-# max-drawdown over N returns, i.e. the last N+1 closes, like the other
-# return-type indicators (spec: "fewer than N+1 closes for return-type" is an error).
-MAX_DRAWDOWN_SPANS_N_RETURNS = True
+# max-drawdown over the last N closes, as the spec's table defines it ("largest
+# peak-to-trough fall over the last N closes"), not over N returns (N+1 closes).
+MAX_DRAWDOWN_SPANS_N_RETURNS = False
 # Recursive indicators on a group's simulated NAV get this many extra days (spec §5).
 NAV_WARMUP_DAYS = 250
 # RSI when the average loss is 0 (spec §4), whatever the average gain.
