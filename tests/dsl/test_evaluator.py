@@ -92,6 +92,29 @@ def test_empty_specified_child_shares_in_equal_parts_when_the_choice_is_flipped(
     assert weights(text) == approx({"A": 0.6, "B": 0.4})
 
 
+def test_weights_not_summing_to_one_are_an_internal_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A weighting helper that forgets to divide by the total, so an empty child's
+    # share is lost: the result would still be normalised at the end, so only the
+    # check before it can catch it.
+    def broken(pairs: list[tuple[float, dict[str, float]]]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for weight, unit in pairs:
+            for ticker, w in unit.items():
+                out[ticker] = out.get(ticker, 0.0) + w * weight
+        return out
+
+    monkeypatch.setattr(ev_module, "_weighted", broken)
+    never = '(if (> (current-price "A") 1000) [(asset "E")])'
+    body = f'(weight-specified 0.5 (asset "A") 0.3 (asset "B") 0.2 {never})'
+    text = f'(defsymphony "Broken" {{}} {body})'
+    with pytest.raises(StrategyError, match=r"internal error evaluating strategy 'Broken'"):
+        run(text)
+    monkeypatch.undo()
+    assert weights(text) == approx({"A": 0.5 / 0.8, "B": 0.3 / 0.8})
+
+
 # ------------------------------------------------------------------ if
 
 

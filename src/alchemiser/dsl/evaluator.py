@@ -60,6 +60,10 @@ FILTER_RANKS_EMPTY_CHILDREN = True
 # get an infinite weight; they share the node equally and the others get nothing.
 ZERO_VOLATILITY_TAKES_ALL = True
 
+# Every node's allocation sums to 1 by construction; the final sum may differ
+# from 1 only by rounding. More than this means a weighting node is wrong.
+WEIGHT_SUM_TOLERANCE = 1e-9
+
 Alloc = dict[str, float]
 _FORM_NAMES: dict[type, str] = {
     WeightEqual: "weight-equal",
@@ -436,6 +440,12 @@ def evaluate(strategy: Strategy, prices: PriceHistory | pl.DataFrame, as_of: dat
     if not weights:
         raise StrategyError(f"the strategy selected nothing as of {as_of.isoformat()}")
     total = sum(weights.values())
+    if abs(total - 1.0) > WEIGHT_SUM_TOLERANCE:  # a weighting node is wrong, not the strategy
+        name = strategy.name if strategy.name is not None else "(unnamed)"
+        raise StrategyError(
+            f"internal error evaluating strategy {name!r} as of {as_of.isoformat()}: "
+            f"weights sum to {total!r}, expected 1"
+        )
     weights = {t: w / total for t, w in sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))}
     missing = [t for t in strategy.tickers if t not in history or history.row(t, i) < 0]
     warnings = [f"{t}: no price data as of {as_of.isoformat()} (not needed today)" for t in missing]
