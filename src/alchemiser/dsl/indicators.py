@@ -146,17 +146,6 @@ def _expression(name: str, params: Params) -> pl.Expr:
     return _ema(_ppo(params), _p(params, "smooth-window"), start)
 
 
-def compute_series(name: str, params: Params, closes: list[float]) -> list[float]:
-    """The indicator at every row of `closes` (oldest first); NaN where too short."""
-    need = closes_needed(name, params)
-    if len(closes) < need:
-        return [NAN] * len(closes)
-    frame = pl.DataFrame({"c": closes}, schema={"c": pl.Float64})
-    values: list[float] = frame.select(_expression(name, params).fill_null(NAN))[:, 0].to_list()
-    values[: need - 1] = [NAN] * (need - 1)
-    return values
-
-
 def value_on(name: str, params: Params, closes: Sequence[float]) -> float:
     """The indicator's value on the last of `closes`; NaN if too short.
 
@@ -324,8 +313,7 @@ class PriceHistory:
         key = (name, ticker, params)
         values = self._series.get(key)
         if values is None:
-            values = compute_series(name, params, self._closes[ticker])
-            self._series[key] = values
+            values = self._compute_many(name, params, [ticker])[0]
         return values
 
     def prefetch(self, wanted: Iterable[tuple[str, str, Params]]) -> None:
@@ -341,18 +329,22 @@ class PriceHistory:
         for (name, params), tickers in groups.items():
             self._compute_many(name, params, sorted(tickers))
 
-    def _compute_many(self, name: str, params: Params, tickers: list[str]) -> None:
+    def _compute_many(self, name: str, params: Params, tickers: list[str]) -> list[list[float]]:
+        """Each ticker's whole series (NaN where history is short), cached; one query."""
         parts = [self._frame.slice(self._offsets[t], len(self._closes[t])) for t in tickers]
         rows = pl.concat(parts, rechunk=False)
         expr = _expression(name, params).over("g").fill_null(NAN)
         values: list[float] = rows.select(expr)[:, 0].to_list()
         need, start = closes_needed(name, params), 0
+        out: list[list[float]] = []
         for ticker in tickers:  # `rows` holds the tickers' rows in this order
             count = len(self._closes[ticker])
             series = values[start : start + count]
             series[: need - 1] = [NAN] * min(need - 1, count)
             self._series[(name, ticker, params)] = series
+            out.append(series)
             start += count
+        return out
 
     def value(self, name: str, ticker: str, params: Params, index: int) -> float:
         """The indicator for `ticker` as of calendar `index`, or a StrategyDataError."""
