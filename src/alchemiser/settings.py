@@ -95,6 +95,10 @@ class ExecutionConfig(_Section):
 class RiskConfig(_Section):
     min_trade_value: Decimal = Field(default=Decimal("1.00"), ge=0)
     cash_buffer: Decimal = Field(default=Decimal("0.01"), ge=0, lt=1)
+    # Phase 2 spends at most cash × (1 − slippage_allowance) at reference prices, since
+    # buys fill above them (limits across the spread, then market). Keep it ≤ cash_buffer,
+    # or planned buys are scaled down every run.
+    slippage_allowance: Decimal = Field(default=Decimal("0.005"), ge=0, lt=1)
     reconcile_tolerance: Decimal = Field(default=Decimal("0.01"), ge=0)
     max_data_age_days: int = Field(default=1, ge=0)
 

@@ -64,6 +64,14 @@ def fill_all(order: NetOrder) -> Sequence[Decimal]:
     return [D(1)]
 
 
+# The price each execution of a net order fills at.
+PricePlan = Callable[[NetOrder], Decimal]
+
+
+def at_reference(order: NetOrder) -> Decimal:
+    return order.reference_price
+
+
 async def send(
     conn: AsyncConnection,
     run_id: int,
@@ -103,6 +111,8 @@ async def execute_run(
     broker: Broker,
     fills: FillPlan = fill_all,
     fractionable: Collection[str] | None = None,
+    prices: PricePlan = at_reference,
+    headroom: Decimal = ledger.DEFAULT_BUY_HEADROOM,
 ) -> list[ExecutionReport]:
     """The daily run's trading half, as the execution issue will drive it."""
     await ledger.record_intents(conn, run_id, intents)
@@ -113,7 +123,11 @@ async def execute_run(
     reports = []
     for order in netted.orders:
         if order.side == "sell":
-            reports += await send(conn, run_id, order, broker, fills(order), fractionable)
-    for order in await ledger.affordable_buy_orders(conn, run_id, fractionable):
-        reports += await send(conn, run_id, order, broker, fills(order), fractionable)
+            reports += await send(
+                conn, run_id, order, broker, fills(order), fractionable, prices(order)
+            )
+    for order in await ledger.affordable_buy_orders(conn, run_id, fractionable, headroom):
+        reports += await send(
+            conn, run_id, order, broker, fills(order), fractionable, prices(order)
+        )
     return reports

@@ -15,6 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alchemiser.books import ledger
+from alchemiser.books.money import floor_to
+from alchemiser.books.netting import NetOrder
 from alchemiser.books.planner import RebalanceOptions, plan_book
 from alchemiser.books.reconcile import ledger_problems, reconcile
 from alchemiser.settings import RiskConfig
@@ -25,6 +27,10 @@ SYMBOLS = ("GLD", "SPY", "TLT", "UVXY")
 FRACTIONABLE = frozenset({"GLD", "SPY", "TLT"})  # UVXY trades in whole shares
 BOOKS = ("a", "b", "c")
 RISK = RiskConfig(cash_buffer=D("0.01"), min_trade_value=D(1))
+# Executions stray from the reference price against us (buys above, sells below),
+# by less than the headroom phase 2 leaves: a book's cash must never go negative.
+MAX_SLIPPAGE = RISK.slippage_allowance * D("0.8")
+CENT = D("0.01")
 FILL_FRACTIONS = [D(1), D(1), D("0.5"), D("0.37"), D(0)]
 
 prices_st = st.lists(
@@ -83,7 +89,22 @@ async def run_steps(conn: AsyncConnection, steps: list, data: st.DataObject) -> 
         def fills(order: object) -> list[Decimal]:
             return data.draw(st.lists(st.sampled_from(FILL_FRACTIONS), min_size=1, max_size=2))
 
-        reports = await execute_run(conn, run.id, intents, broker, fills, FRACTIONABLE)
+        def fill_price(order: NetOrder) -> Decimal:
+            slippage = data.draw(st.decimals(D(0), MAX_SLIPPAGE, places=6))
+            if order.side == "buy":
+                return floor_to(order.reference_price * (1 + slippage), CENT)
+            return -floor_to(-order.reference_price * (1 - slippage), CENT)
+
+        reports = await execute_run(
+            conn,
+            run.id,
+            intents,
+            broker,
+            fills,
+            FRACTIONABLE,
+            prices=fill_price,
+            headroom=RISK.slippage_allowance,
+        )
         await check_invariants(conn, broker, prices)
         if reports:
             replayed = data.draw(st.sampled_from(reports))
@@ -111,7 +132,9 @@ async def check_invariants(conn: AsyncConnection, broker: Broker, prices: dict) 
     for symbol, quantity in ((s, q) for b in books.values() for s, q in b.positions.items()):
         if symbol not in FRACTIONABLE:
             assert quantity == quantity.to_integral_value()
-    # Realised + unrealised P&L = value − funding, per book, valued at today's prices.
+    # Realised + unrealised P&L = value − funding, per book, valued at the prices the
+    # views use (the latest of today's marks and executions, which stray from the marks).
+    prices = dict((await conn.execute(text("select symbol, price from latest_prices"))).all())
     funding = dict((await conn.execute(text("select id, net_funding from strategies"))).all())
     pnl = dict(
         (

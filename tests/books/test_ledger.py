@@ -172,17 +172,18 @@ async def test_an_unasked_fill_lands_in_unallocated(conn: AsyncConnection) -> No
 
 
 async def test_buys_are_capped_to_the_cash_sells_actually_brought(conn: AsyncConnection) -> None:
-    broker = await setup_books(conn, "10000", a="1000")
+    broker = await setup_books(conn, "10000", a="1100")
     run1 = await ledger.start_run(conn, DAY, "daily")
     await execute_run(conn, run1.id, [buy("a", "10", "100")], broker)
-    # Switch SPY → TLT, but only half the SPY sale fills.
+    # Switch SPY → TLT, but only half the SPY sale fills: cash is 100 + 500.
     run2 = await ledger.start_run(conn, date(2026, 11, 3), "daily")
     intents = [sell("a", "10", "100", reason="exit"), buy("a", "100", "10", "TLT")]
     await execute_run(
         conn, run2.id, intents, broker, fills=lambda o: [D("0.5")] if o.side == "sell" else [D(1)]
     )
     assert (await cash(conn))["a"] >= 0
-    assert await holdings(conn) == {("a", "SPY"): D(5), ("a", "TLT"): D(50)}
+    affordable = D(600) * (1 - ledger.DEFAULT_BUY_HEADROOM) / 10
+    assert await holdings(conn) == {("a", "SPY"): D(5), ("a", "TLT"): affordable}
     planned = await conn.scalar(
         text("select planned_quantity from intents where symbol = 'TLT' and run_id = :r"),
         {"r": run2.id},
@@ -393,3 +394,33 @@ async def test_rebalance_capital_follows_a_changed_allocation(conn: AsyncConnect
     assert again.settled == ["a"]
     assert (await ledger.sync_strategies(conn, smaller, D(100_000))).allocation_changed == {}
     await assert_consistent(conn, broker)
+
+
+async def test_buys_leave_headroom_for_fills_above_the_reference_price(
+    conn: AsyncConnection,
+) -> None:
+    broker = await setup_books(conn, "10000", a="1000")
+    run = await ledger.start_run(conn, DAY, "daily")
+    await ledger.record_intents(conn, run.id, [buy("a", "10", "100")])
+    (order,) = await ledger.affordable_buy_orders(conn, run.id)
+    await send(conn, run.id, order, broker, [D(1)], None, price=D("100.05"))
+    assert (await cash(conn))["a"] >= 0
+    await assert_consistent(conn, broker)
+    # Capped at cash × (1 − headroom), not at exactly the cash.
+    assert order.quantity == D(1000) * (1 - ledger.DEFAULT_BUY_HEADROOM) / 100
+
+
+async def test_a_fill_beyond_the_headroom_is_booked_and_reported(conn: AsyncConnection) -> None:
+    broker = await setup_books(conn, "10000", a="1000")
+    run = await ledger.start_run(conn, DAY, "daily")
+    await ledger.record_intents(conn, run.id, [buy("a", "10", "100")])
+    (order,) = await ledger.affordable_buy_orders(conn, run.id, headroom=D(0))
+    assert order.quantity == D(10)
+    # The fill is real: it is booked even though it overdraws the book ...
+    await send(conn, run.id, order, broker, [D(1)], None, price=D("100.05"))
+    assert await holdings(conn) == {("a", "SPY"): D(10)}
+    assert (await cash(conn))["a"] == D("-0.50")
+    # ... and the self-check says so loudly; the broker still agrees with Σ books.
+    assert await ledger_problems(conn) == ["book cash is negative: ('a',)"]
+    result = await reconcile(conn, broker.positions, broker.cash, TOLERANCE)
+    assert result.differences == ()

@@ -55,7 +55,7 @@ from alchemiser.books.netting import (
 )
 from alchemiser.books.planner import BookState, Intent, Side, holdings_value
 from alchemiser.logging import get_logger
-from alchemiser.settings import UNALLOCATED_BOOK, BooksConfig, StrategyConfig
+from alchemiser.settings import UNALLOCATED_BOOK, BooksConfig, RiskConfig, StrategyConfig
 
 log = get_logger(__name__)
 
@@ -63,6 +63,9 @@ STATE_REMOVED = "removed"
 STATE_SYSTEM = "system"
 RUN_STARTED = "started"
 REASON_SCALED_TO_CASH = "scaled-to-cash"
+# Phase 2's default headroom: the `[risk] slippage_allowance` default (the daemon passes
+# the configured one).
+DEFAULT_BUY_HEADROOM: Decimal = RiskConfig.model_fields["slippage_allowance"].default
 
 
 class LedgerError(RuntimeError):
@@ -566,14 +569,20 @@ async def find_broker_orders(conn: AsyncConnection, run_id: int) -> list[BrokerO
 
 
 async def affordable_buy_orders(
-    conn: AsyncConnection, run_id: int, fractionable: Collection[str] | None = None
+    conn: AsyncConnection,
+    run_id: int,
+    fractionable: Collection[str] | None = None,
+    headroom: Decimal = DEFAULT_BUY_HEADROOM,
 ) -> list[NetOrder]:
     """Phase 2: the run's net buy orders, each book's part capped to the cash it has now.
 
     Call after the sells (phase 1) have finished and been booked. A book whose
-    remaining buys cost more (at reference prices) than its cash gets them scaled
-    down pro rata; its intents are lowered to match (the plan is kept in
-    `planned_quantity`), so later executions are split by what it can pay for.
+    remaining buys cost more (at reference prices) than its cash × (1 − `headroom`)
+    gets them scaled down pro rata; its intents are lowered to match (the plan is
+    kept in `planned_quantity`), so later executions are split by what it can pay
+    for. `headroom` (`[risk] slippage_allowance`) pays for fills above the
+    reference price. A fill that strays further is still booked (it is real): the
+    book's cash goes negative and `reconcile.ledger_problems` reports it.
     """
     remaining = await _remaining_buys(conn, run_id)
     cash = dict((await conn.execute(select(Strategy.id, Strategy.cash))).all())
@@ -581,7 +590,8 @@ async def affordable_buy_orders(
     prices: dict[str, Decimal] = {}
     for strategy_id, wants in sorted(remaining.items()):
         quantum_of = {s: quantum_for(fractionable is None or s in fractionable) for s in wants}
-        affordable = _scale_to_cash(wants, cash.get(strategy_id, ZERO), quantum_of)
+        budget = mul(max(cash.get(strategy_id, ZERO), ZERO), 1 - headroom)
+        affordable = _scale_to_cash(wants, budget, quantum_of)
         for symbol, (quantity, price) in sorted(wants.items()):
             cut = quantity - affordable[symbol]
             if cut > 0:
@@ -596,13 +606,15 @@ async def affordable_buy_orders(
 
 
 def _scale_to_cash(
-    wants: Mapping[str, tuple[Decimal, Decimal]], cash: Decimal, quantum_of: Mapping[str, Decimal]
+    wants: Mapping[str, tuple[Decimal, Decimal]],
+    budget: Decimal,
+    quantum_of: Mapping[str, Decimal],
 ) -> dict[str, Decimal]:
     with localcontext(WIDE):
         cost = sum((q * p for q, p in wants.values()), ZERO)
-        if cost <= cash:
+        if cost <= budget:
             return {s: q for s, (q, _) in wants.items()}
-        scale = max(cash, ZERO) / cost
+        scale = budget / cost
         return {s: floor_to(q * scale, quantum_of[s]) for s, (q, _) in wants.items()}
 
 

@@ -161,6 +161,8 @@ _CONSISTENCY_CHECKS = {
                     THEN sum(f.quantity) <> 2 * e.quantity
                     ELSE sum(f.quantity) <> e.quantity END""",
     "a book is short": "SELECT strategy_id, symbol FROM book_holdings WHERE quantity < 0",
+    # A fill that strayed above the reference price by more than phase 2's headroom.
+    "book cash is negative": "SELECT id FROM strategies WHERE cash < 0",
     "run totals differ from the run's rows": """
         SELECT r.id FROM runs r
         WHERE r.book_fills <> (SELECT count(*) FROM book_fills f WHERE f.run_id = r.id)
