@@ -272,7 +272,9 @@ def test_ticker_with_gap_uses_its_own_rows() -> None:
         h.value("current-price", "B", (), 1)
 
 
-@pytest.mark.parametrize(("name", "params", "need"), CASES)
+# max-drawdown is computed per day: `prefetch` skips it, so a batch of it would
+# take the same path as one ticker and compare a thing with itself.
+@pytest.mark.parametrize(("name", "params", "need"), [c for c in CASES if c[0] != "max-drawdown"])
 def test_batch_over_many_tickers_equals_one_ticker_at_a_time(
     name: str, params: dict[str, int], need: int
 ) -> None:
