@@ -63,9 +63,6 @@ class MarketCalendar:
             datetime.fromtimestamp(self.close_epochs[index], NEW_YORK),
         )
 
-    def index_of(self, day: date) -> int | None:
-        return self._index.get(day)
-
     def is_trading_day(self, day: date) -> bool:
         return day in self._index
 
@@ -95,10 +92,6 @@ class MarketCalendar:
     def is_open(self, instant: datetime) -> bool:
         i = self.completed_sessions(instant.timestamp())
         return i < len(self.days) and self.open_epochs[i] <= instant.timestamp()
-
-    def current_or_next_index(self, instant: datetime) -> int:
-        """The session in progress at `instant`, or else the next one to open."""
-        return self.completed_sessions(instant.timestamp())
 
     def next_open(self, instant: datetime) -> datetime:
         i = bisect.bisect_right(self.open_epochs, instant.timestamp())
@@ -135,11 +128,6 @@ def next_trading_day(day: date) -> date:
 
 def previous_trading_day(day: date) -> date:
     return get_calendar().previous_trading_day(day)
-
-
-def trading_day_of(instant: datetime) -> date:
-    """The ET calendar date of an instant (not necessarily a trading day)."""
-    return instant.astimezone(NEW_YORK).date()
 
 
 def latest_trading_day(day: date) -> date:

@@ -17,6 +17,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date
+from typing import NoReturn
 
 import polars as pl
 
@@ -108,12 +109,6 @@ def _rsi(window: int) -> pl.Expr:
     )
 
 
-def _max_drawdown(span: int) -> pl.Expr:
-    """max over t in the window of 1 - P_t / (peak from the window start to t)."""
-    falls = [1 - _C.shift(a) / _C.rolling_max(span - a).shift(a) for a in range(span)]
-    return pl.max_horizontal(falls) * PERCENT
-
-
 def _ppo(params: Params) -> pl.Expr:
     short = _ema(_C, _p(params, "short-window"))
     long = _ema(_C, _p(params, "long-window"))
@@ -138,8 +133,8 @@ def _expression(name: str, params: Params) -> pl.Expr:
         return (_C / _C.shift(w) - 1) * PERCENT
     if name == "rsi":
         return _rsi(w)
-    if name == "max-drawdown":
-        return _max_drawdown(closes_needed(name, params))
+    if name in _LAZY:
+        raise ValueError(f"{name} is computed per day, not as a whole series")
     if name == "percentage-price-oscillator":
         return _ppo(params)
     start = closes_needed("percentage-price-oscillator", params) - 1
@@ -282,9 +277,6 @@ class PriceHistory:
         """Calendar index of `day`; -1 if no ticker has a row that day."""
         return self._index.get(day, -1)
 
-    def closes(self, ticker: str) -> list[float]:
-        return self._closes[ticker]
-
     def row(self, ticker: str, index: int) -> int:
         rows = self._rows.get(ticker)
         if rows is None:
@@ -396,18 +388,16 @@ class PriceHistory:
         self._aligned[(name, ticker, params)] = aligned
         return aligned
 
-    def _explain(self, name: str, ticker: str, params: Params, index: int) -> float:
+    def _explain(self, name: str, ticker: str, params: Params, index: int) -> NoReturn:
+        """Raise the error for a value that is missing (no row) or NaN (short history)."""
         row = self.checked_row(ticker, index, name, params)
-        need = closes_needed(name, params)
-        if row + 1 < need or math.isnan(self.series(name, ticker, params)[row]):
-            raise StrategyDataError(
-                ticker,
-                name,
-                _window(params),
-                self.calendar[index],
-                f"needs {need} daily closes, only {row + 1} available",
-            )
-        return self.series(name, ticker, params)[row]
+        raise StrategyDataError(
+            ticker,
+            name,
+            _window(params),
+            self.calendar[index],
+            f"needs {closes_needed(name, params)} daily closes, only {row + 1} available",
+        )
 
     def checked_row(self, ticker: str, index: int, what: str, params: Params = ()) -> int:
         if ticker not in self._closes:

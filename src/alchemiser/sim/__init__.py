@@ -43,7 +43,7 @@ Admin    (JSON bodies, no auth; localhost only)
 
 from alchemiser.sim.config import SimConfig
 from alchemiser.sim.core import Simulator
-from alchemiser.sim.runner import SimThread, run_sim_in_thread
+from alchemiser.sim.runner import SimThread
 from alchemiser.sim.server import SimServer
 
-__all__ = ["SimConfig", "SimServer", "SimThread", "Simulator", "run_sim_in_thread"]
+__all__ = ["SimConfig", "SimServer", "SimThread", "Simulator"]

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -181,10 +180,3 @@ class SimThread:
         self, fill_wait_scale: float | None = None, partial_fill_notional: Decimal | None = None
     ) -> dict[str, Any]:
         return self.call(lambda s: s.configure(fill_wait_scale, partial_fill_notional))
-
-
-@contextmanager
-def run_sim_in_thread(config: SimConfig | None = None, **overrides: Any) -> Iterator[SimThread]:
-    """Context manager form of `SimThread`."""
-    with SimThread(config, **overrides) as sim:
-        yield sim
