@@ -5,7 +5,9 @@ different books cross internally at the reference price (no broker order); only
 the net goes to the broker, as one order per symbol and side. Every split uses
 the largest-remainder method on a quantum (1e-9 shares, or 1 share for
 non-fractionable assets), so the pieces add up exactly, no piece exceeds what
-its book asked for, and ties go to the strategy id that sorts first.
+its book asked for, and ties go to the strategy id that sorts first. Whole
+shares are used only where the numbers allow: when the total or an ask is
+fractional (a dust exit of a non-fractionable asset), the split is in 1e-9.
 """
 
 from __future__ import annotations
@@ -76,13 +78,17 @@ def split_pro_rata(
     Largest remainder: each gets floor(total × ask / Σ asks) in quanta, then the
     leftover quanta go one each to the largest remainders (ties: strategy id).
     The result adds up to `total` exactly and no piece exceeds its ask. Books
-    whose piece is zero are left out.
+    whose piece is zero are left out. If `total` or an ask is not a multiple of
+    `quantum` (a fractional ask in whole shares), the split is in 1e-9 instead:
+    a whole quantum could exceed a fractional ask.
     """
     asked = sum((a.quantity for a in asks), ZERO)
     if total < 0 or total > asked:
         raise ValueError(f"cannot split {total} among asks totalling {asked}")
     if total == 0:
         return []
+    if not all(_is_multiple(x, quantum) for x in (total, *(a.quantity for a in asks))):
+        quantum = QUANTITY_QUANTUM
     with localcontext(WIDE):
         exact = [total * a.quantity / asked for a in asks]
         pieces = [floor_to(x, quantum) for x in exact]
@@ -198,6 +204,8 @@ def _subtract(asks: Sequence[Share], crossed: Sequence[Share]) -> list[Share]:
         return list(asks)
     taken: Mapping[str, Decimal] = {s.strategy_id: s.quantity for s in crossed}
     left = [Share(a.strategy_id, a.quantity - taken.get(a.strategy_id, ZERO)) for a in asks]
+    if any(s.quantity < 0 for s in left):
+        raise ValueError(f"a cross leg exceeds its ask: {crossed} of {asks}")
     return [s for s in left if s.quantity > 0]
 
 
@@ -215,8 +223,6 @@ def split_execution(
     """
     wanted = sum((s.quantity for s in remaining), ZERO)
     allocated = min(quantity, wanted)
-    if not all(_is_multiple(x, quantum) for x in (allocated, *(s.quantity for s in remaining))):
-        quantum = QUANTITY_QUANTUM
     return split_pro_rata(allocated, remaining, quantum), quantity - allocated
 
 
