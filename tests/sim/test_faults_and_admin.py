@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
 import requests
 from alpaca.common.exceptions import APIError
+from alpaca.data.enums import Adjustment
 from alpaca.data.historical import StockHistoricalDataClient
-from alpaca.data.requests import StockLatestQuoteRequest
+from alpaca.data.models import Bar
+from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest, StockLatestTradeRequest
+from alpaca.data.timeframe import TimeFrame
 from alpaca.trading.client import TradingClient
 
 from alchemiser.market_calendar import NEW_YORK
@@ -70,7 +73,19 @@ def test_latency_injection_trips_a_client_timeout(sim: SimThread) -> None:
     assert client.get_clock() is not None
 
 
-def test_admin_http_clock_fund_price_and_reset(trading: TradingClient, sim: SimThread) -> None:
+def daily_bars(
+    data: StockHistoricalDataClient, symbol: str, start: datetime, adjustment: Adjustment
+) -> list[Bar]:
+    request = StockBarsRequest(
+        symbol_or_symbols=symbol, timeframe=TimeFrame.Day, start=start, adjustment=adjustment
+    )
+    result: list[Bar] = data.get_stock_bars(request).data[symbol]
+    return result
+
+
+def test_admin_http_clock_fund_price_and_reset(
+    trading: TradingClient, data: StockHistoricalDataClient, sim: SimThread
+) -> None:
     state = admin(sim, "clock", {"now": "2026-11-23T10:00:00-05:00", "speed": 0})
     assert state["speed"] == 0
     assert trading.get_clock().timestamp == datetime(2026, 11, 23, 10, 0, tzinfo=NEW_YORK)
@@ -79,13 +94,19 @@ def test_admin_http_clock_fund_price_and_reset(trading: TradingClient, sim: SimT
     admin(sim, "fund", {"amount": "2500.50"})
     assert Decimal(trading.get_account().cash) == Decimal("102500.50")
     admin(sim, "price", {"symbol": "SPY", "price": "432.10", "spread_bps": 10})
-    assert trading.get_all_positions() == []
+    trade = data.get_stock_latest_trade(StockLatestTradeRequest(symbol_or_symbols="SPY"))["SPY"]
+    assert trade.price == pytest.approx(432.10)
+    quote = data.get_stock_latest_quote(StockLatestQuoteRequest(symbol_or_symbols="SPY"))["SPY"]
+    assert quote.bid_price < 432.10 < quote.ask_price
+    assert quote.ask_price - quote.bid_price == pytest.approx(432.10 * 10 / 10_000, abs=0.02)
     admin(sim, "reset", {"cash": "5000"})
     assert Decimal(trading.get_account().cash) == Decimal(5000)
     assert admin(sim, "state")["cash"] == "5000"
 
 
-def test_admin_http_faults_assets_and_unknown(trading: TradingClient, sim: SimThread) -> None:
+def test_admin_http_faults_assets_and_unknown(
+    trading: TradingClient, data: StockHistoricalDataClient, sim: SimThread
+) -> None:
     admin(sim, "faults", {"status": 500, "count": 1})
     with pytest.raises(APIError):
         trading.get_account()
@@ -97,7 +118,21 @@ def test_admin_http_faults_assets_and_unknown(trading: TradingClient, sim: SimTh
     assert info.value.status_code == 404
     admin(sim, "config", {"fill_wait_scale": 0.002})
     assert sim.state()["fill_wait_scale"] == 0.002
+    start = datetime(2026, 11, 2, tzinfo=NEW_YORK)
+    raw = daily_bars(data, "KO", start, Adjustment.RAW)
     admin(sim, "corporate_action", {"symbol": "KO", "date": "2026-11-10", "split_ratio": 2})
+    adjusted = daily_bars(data, "KO", start, Adjustment.SPLIT)
+    raw_after = daily_bars(data, "KO", start, Adjustment.RAW)
+    action_day = date(2026, 11, 10)
+    days = [b.timestamp.astimezone(NEW_YORK).date() for b in adjusted]
+    assert days[0] < action_day <= days[-1]
+    for old, adj, new, day in zip(raw, adjusted, raw_after, days, strict=True):
+        if day < action_day:  # traded before the 2-for-1 split: adjusted bars are halved
+            assert new.close == old.close
+            assert adj.close == pytest.approx(old.close / 2, abs=1e-4)
+        else:  # traded after it: raw prices are post-split already, adjusted equals raw
+            assert new.close == pytest.approx(old.close / 2, abs=0.006)
+            assert adj.close == pytest.approx(new.close, abs=1e-4)
     response = requests.delete(f"{sim.trading_url}/_sim/faults", timeout=ADMIN_TIMEOUT_S)
     assert response.json()["error_count"] == 0
 
