@@ -39,6 +39,7 @@ from alchemiser.books.planner import (
 from alchemiser.books.reconcile import reconcile
 from alchemiser.books.report import render_report
 from alchemiser.dsl import PriceHistory, Strategy, StrategyError, evaluate, parse_strategy
+from alchemiser.evaluate_command import decision_lines
 from alchemiser.marketdata.alpaca import DataClient
 from alchemiser.marketdata.run import RunData, prepare_run_data
 from alchemiser.settings import CONFIG_ENV_VAR, Settings
@@ -166,23 +167,9 @@ def _evaluate_all(strategies: Mapping[str, Strategy], data: RunData) -> dict[str
         outcomes[sid] = _Outcome(dict(result.weights), list(result.trace))
         shown = ", ".join(f"{t} {w:.1%}" for t, w in sorted(result.weights.items()))
         click.echo(f"   {sid}: {shown}")
-        for step in _decisions(result.trace):
+        for step in decision_lines(result.trace):
             click.echo(f"      {step}")
     return outcomes
-
-
-def _decisions(trace: list[dict[str, Any]]) -> list[str]:
-    """The `if` and `filter` steps of a trace, one line each, for a quick read."""
-    lines = []
-    for step in trace:
-        where = f"{step.get('line')}:{step.get('column')}"
-        if step.get("node") == "if":
-            values = f" ({step['left']:.4g} vs {step['right']:.4g})" if "left" in step else ""
-            lines.append(f"{where} if {step['condition']}{values} -> {step['branch']}")
-        elif step.get("node") == "filter":
-            kept = [c["candidate"] for c in step["candidates"] if c.get("selected")]
-            lines.append(f"{where} filter {step['metric']} {step['select']}: kept {kept}")
-    return lines
 
 
 async def _plan_books(

@@ -25,6 +25,7 @@ from alchemiser.dsl.ast import Strategy
 
 REQUIRED_COLUMNS = ("symbol", "date", "close")
 STRATEGY_SUFFIX = ".clj"
+DECISIONS = frozenset({"if", "filter"})  # the trace entries that choose holdings
 
 
 def strategy_files(paths: Iterable[Path]) -> list[Path]:
@@ -52,8 +53,10 @@ def _error(exc: BaseException) -> dict[str, Any]:
     return {"kind": type(exc).__name__, "message": str(exc), "line": line, "column": column}
 
 
-def evaluate_file(path: Path, prices: PriceHistory, as_of: date) -> dict[str, Any]:
-    """One result object: file, as_of, weights, trace, error (and warnings)."""
+def evaluate_file(
+    path: Path, prices: PriceHistory, as_of: date
+) -> tuple[dict[str, Any], list[str]]:
+    """One result object (file, as_of, weights, trace, error) and the warnings."""
     result: dict[str, Any] = {
         "file": str(path),
         "as_of": as_of.isoformat(),
@@ -70,7 +73,7 @@ def evaluate_file(path: Path, prices: PriceHistory, as_of: date) -> dict[str, An
     else:
         result["weights"], result["trace"] = evaluation.weights, evaluation.trace
         warnings = evaluation.warnings
-    return {**result, "_warnings": warnings}
+    return result, warnings
 
 
 def run_evaluate(
@@ -89,8 +92,7 @@ def run_evaluate(
         return 2
     failed = 0
     for path in strategy_files(paths):
-        result = evaluate_file(path, prices, as_of)
-        warnings = result.pop("_warnings")
+        result, warnings = evaluate_file(path, prices, as_of)
         failed += result["error"] is not None
         echo(json.dumps(result) if as_json else render(result, warnings))
     return 1 if failed else 0
@@ -111,11 +113,17 @@ def render(result: dict[str, Any], warnings: list[str]) -> str:
     lines += [f"  warning: {w}" for w in warnings]
     if result["trace"]:
         lines.append("  trace:")
-        lines += [f"    {line}" for entry in result["trace"] for line in _trace_lines(entry)]
+        lines += [f"    {line}" for entry in result["trace"] for line in trace_lines(entry)]
     return "\n".join(lines)
 
 
-def _trace_lines(entry: dict[str, Any]) -> list[str]:
+def decision_lines(trace: Iterable[dict[str, Any]]) -> list[str]:
+    """The `if` and `filter` steps of a trace, as `trace_lines` renders them."""
+    return [line for entry in trace if entry["node"] in DECISIONS for line in trace_lines(entry)]
+
+
+def trace_lines(entry: dict[str, Any]) -> list[str]:
+    """One trace entry as text lines (a filter adds one line per candidate)."""
     at = entry["at"]
     kind = entry["node"]
     if kind == "indicator":

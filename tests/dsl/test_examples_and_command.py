@@ -28,6 +28,7 @@ from alchemiser.dsl.ast import (
     WeightSpecified,
 )
 from alchemiser.dsl.synthetic import random_walk_prices
+from alchemiser.evaluate_command import decision_lines, trace_lines
 from tests.dsl.conftest import REPO
 
 EXAMPLES = sorted((REPO / "strategies").glob("*.clj"))
@@ -169,6 +170,21 @@ def test_command_table_and_trace(bars: Path) -> None:
     assert 'if (> (current-price "SPY") (moving-average-price "SPY" {:window 200}))' in (
         result.output
     )
+
+
+def test_decision_lines_are_the_if_and_filter_lines_of_the_trace(bars: Path) -> None:
+    import polars as pl
+
+    history = PriceHistory(pl.read_parquet(bars))
+    text = (
+        '(weight-equal [(if (> (current-price "SPY") 1) [(asset "SPY")] [(asset "TLT")])'
+        ' (filter (rsi {:window 10}) (select-top 1) [(asset "SPY") (asset "TLT")])])'
+    )
+    trace = evaluate(parse_strategy(text, "t.clj"), history, AS_OF).trace
+    assert {e["node"] for e in trace} == {"if", "filter", "indicator"}
+    expected = [line for e in trace if e["node"] != "indicator" for line in trace_lines(e)]
+    assert decision_lines(trace) == expected
+    assert expected[0].startswith('1:16  if (> (current-price "SPY") 1):')
 
 
 def test_command_data_error_and_missing_date(bars: Path, tmp_path: Path) -> None:
