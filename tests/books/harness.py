@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from alchemiser.books import ledger
 from alchemiser.books.ledger import BrokerOrderRecord, ExecutionReport
 from alchemiser.books.money import floor_to, quantum_for
-from alchemiser.books.netting import NetOrder, client_order_id, net_intents
+from alchemiser.books.netting import NetOrder, client_order_id
 from alchemiser.books.planner import Intent
 from alchemiser.settings import StrategyConfig
 
@@ -56,6 +56,30 @@ class Broker:
         )
 
 
+class Crash(Exception):
+    """The process dies here; what was booked so far stays booked."""
+
+
+# Called after each step of a run: "crosses" once they are booked, then the side of
+# each booked execution. A test's checkpoint raises `Crash` to stop the run there.
+Checkpoint = Callable[[str], None]
+
+
+def no_crash(step: str) -> None:
+    return None
+
+
+def crash_at(step: str, nth: int = 1) -> Checkpoint:
+    """A checkpoint that crashes the run at the `nth` time it reaches `step`."""
+    seen = itertools.count(1)
+
+    def checkpoint(reached: str) -> None:
+        if reached == step and next(seen) == nth:
+            raise Crash(f"crashed at {step} #{nth}")
+
+    return checkpoint
+
+
 # How much of a net order fills, as fractions of it, one per execution.
 FillPlan = Callable[[NetOrder], Sequence[Decimal]]
 
@@ -80,6 +104,7 @@ async def send(
     fractions: Sequence[Decimal],
     fractionable: Collection[str] | None,
     price: Decimal | None = None,
+    checkpoint: Checkpoint = no_crash,
 ) -> list[ExecutionReport]:
     """Record the order, fill it in pieces at `price` (default: reference), book each piece."""
     coid = client_order_id(run_id, order.symbol, order.side)
@@ -101,6 +126,7 @@ async def send(
         report = broker.fill(order, quantity, price or order.reference_price, coid, whole_shares)
         await ledger.book_execution(conn, report)
         reports.append(report)
+        checkpoint(order.side)
     return reports
 
 
@@ -113,21 +139,25 @@ async def execute_run(
     fractionable: Collection[str] | None = None,
     prices: PricePlan = at_reference,
     headroom: Decimal = ledger.DEFAULT_BUY_HEADROOM,
+    checkpoint: Checkpoint = no_crash,
 ) -> list[ExecutionReport]:
-    """The daily run's trading half, as the execution issue will drive it."""
+    """The daily run's trading half, as the execution issue will drive it.
+
+    Calling it again for the same run (a restart after a `Crash`) does what is left.
+    """
     await ledger.record_intents(conn, run_id, intents)
-    books = await ledger.load_books(conn)
-    netted = net_intents(intents, fractionable, {b: s.cash for b, s in books.items()})
-    for cross in netted.crosses:
+    work = await ledger.net_run(conn, run_id, fractionable)
+    for cross in work.crosses:
         await ledger.book_cross(conn, run_id, cross)
+    checkpoint("crosses")
     reports = []
-    for order in netted.orders:
+    for order in work.orders:
         if order.side == "sell":
             reports += await send(
-                conn, run_id, order, broker, fills(order), fractionable, prices(order)
+                conn, run_id, order, broker, fills(order), fractionable, prices(order), checkpoint
             )
     for order in await ledger.affordable_buy_orders(conn, run_id, fractionable, headroom):
         reports += await send(
-            conn, run_id, order, broker, fills(order), fractionable, prices(order)
+            conn, run_id, order, broker, fills(order), fractionable, prices(order), checkpoint
         )
     return reports

@@ -18,7 +18,16 @@ from alchemiser.books.netting import NetOrder, Share, net_intents
 from alchemiser.books.planner import Intent, RebalanceOptions, plan_book, plan_liquidation
 from alchemiser.books.reconcile import ledger_problems, reconcile
 from alchemiser.settings import UNALLOCATED_BOOK, BooksConfig, RiskConfig
-from tests.books.harness import Broker, execute_run, send, strategy
+from tests.books.harness import (
+    Broker,
+    Checkpoint,
+    Crash,
+    crash_at,
+    execute_run,
+    no_crash,
+    send,
+    strategy,
+)
 
 D = Decimal
 DAY = date(2026, 11, 2)
@@ -424,3 +433,83 @@ async def test_a_fill_beyond_the_headroom_is_booked_and_reported(conn: AsyncConn
     assert await ledger_problems(conn) == ["book cash is negative: ('a',)"]
     result = await reconcile(conn, broker.positions, broker.cash, TOLERANCE)
     assert result.differences == ()
+
+
+async def test_net_run_gives_the_same_work_after_the_crosses_are_booked(
+    conn: AsyncConnection,
+) -> None:
+    broker = await setup_books(conn, "10000", a="2000", b="440")
+    run1 = await ledger.start_run(conn, DAY, "daily")
+    await execute_run(conn, run1.id, [buy("a", "10", "100")], broker)
+    run2 = await ledger.start_run(conn, date(2026, 11, 3), "daily")
+    await ledger.record_intents(conn, run2.id, [sell("a", "10", "110"), buy("b", "4", "110")])
+    first = await ledger.net_run(conn, run2.id)
+    (cross,) = first.crosses
+    assert (cross.quantity, [(o.side, o.quantity) for o in first.orders]) == (
+        D(4),
+        [("sell", D(6))],
+    )
+    await ledger.book_cross(conn, run2.id, cross)
+    # b's cash is spent now; the crosses and the sell are still those of the plan.
+    again = await ledger.net_run(conn, run2.id)
+    assert again.crosses == ()
+    assert again.orders == first.orders
+
+
+async def run_with_a_crash(engine: AsyncEngine, checkpoint: Checkpoint) -> tuple:
+    """A two-day scenario whose second run crashes at `checkpoint` and is run again."""
+    async with engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            broker = await setup_books(conn, "100000", a="10000", b="440", c="5000")
+            run1 = await ledger.start_run(conn, DAY, "daily")
+            await execute_run(conn, run1.id, [buy("a", "10", "100")], broker)
+            run2 = await ledger.start_run(conn, date(2026, 11, 3), "daily")
+            intents = [
+                sell("a", "10", "110", reason="exit"),
+                buy("a", "5", "50", "TLT"),
+                buy("b", "4", "110"),
+                buy("c", "20", "50", "TLT"),
+            ]
+
+            def halves(order: NetOrder) -> list[Decimal]:
+                return [D("0.5"), D(1)]
+
+            try:
+                await execute_run(conn, run2.id, intents, broker, halves, checkpoint=checkpoint)
+            except Crash:
+                resumed = await ledger.start_run(conn, date(2026, 11, 3), "daily")
+                assert resumed.resumed
+                saved = await ledger.load_intents(conn, resumed.id)
+                await execute_run(conn, resumed.id, saved, broker, halves)
+            await assert_consistent(conn, broker)
+            # Lots may be cut differently (one per execution); what is open at each cost may not.
+            lots = await conn.execute(
+                text(
+                    "select strategy_id, symbol, cost_price, sum(remaining) from lots"
+                    " group by 1, 2, 3 having sum(remaining) > 0 order by 1, 2, 3"
+                )
+            )
+            return (
+                await holdings(conn),
+                await cash(conn),
+                [tuple(r) for r in lots],
+                broker.positions,
+                broker.cash,
+            )
+        finally:
+            await transaction.rollback()
+
+
+@pytest.mark.parametrize(
+    "checkpoint",
+    [crash_at("crosses"), crash_at("sell"), crash_at("sell", 2), crash_at("buy")],
+    ids=["after-crosses", "after-first-sell", "after-sells", "after-first-buy"],
+)
+async def test_a_restarted_run_ends_where_an_uninterrupted_run_ends(
+    engine: AsyncEngine, checkpoint: Checkpoint
+) -> None:
+    uninterrupted = await run_with_a_crash(engine, no_crash)
+    assert uninterrupted[0] == {("a", "TLT"): D(5), ("b", "SPY"): D(4), ("c", "TLT"): D(20)}
+    assert uninterrupted[3] == {"SPY": D(4), "TLT": D(25)}  # only the net 6 SPY was sold
+    assert await run_with_a_crash(engine, checkpoint) == uninterrupted

@@ -12,7 +12,8 @@ Database (an `AsyncConnection` in a transaction the caller owns):
   `open_account`, `transfer_cash`, `apply_allocation`, `retire_book`, `load_books`,
   `start_run`, `set_run_status`, `record_signal`, `record_intents`,
   `load_intents`, `record_prices`, `record_broker_order`, `find_broker_orders`,
-  `book_cross`, `book_execution`, `affordable_buy_orders`.
+  `net_run` (a run's remaining crosses and orders, restart-safe), `book_cross`,
+  `book_execution`, `affordable_buy_orders`.
 - `reconcile`: `reconcile` (recorded), `ledger_problems` (self-check).
 - `report`: the psql views as `alchemiser report` tables.
 

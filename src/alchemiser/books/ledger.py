@@ -49,8 +49,10 @@ from alchemiser.books.money import (
 from alchemiser.books.netting import (
     Cross,
     NetOrder,
+    Netted,
     Share,
     cross_execution_id,
+    net_intents,
     split_execution,
 )
 from alchemiser.books.planner import BookState, Intent, Side, holdings_value
@@ -63,6 +65,8 @@ STATE_REMOVED = "removed"
 STATE_SYSTEM = "system"
 RUN_STARTED = "started"
 REASON_SCALED_TO_CASH = "scaled-to-cash"
+EXECUTION_CROSS = "cross"
+CASH_FILL = "fill"
 # Phase 2's default headroom: the `[risk] slippage_allowance` default (the daemon passes
 # the configured one).
 DEFAULT_BUY_HEADROOM: Decimal = RiskConfig.model_fields["slippage_allowance"].default
@@ -568,6 +572,137 @@ async def find_broker_orders(conn: AsyncConnection, run_id: int) -> list[BrokerO
     ]
 
 
+async def net_run(
+    conn: AsyncConnection, run_id: int, fractionable: Collection[str] | None = None
+) -> Netted:
+    """A run's remaining work, derived from its saved state alone (restart-safe).
+
+    The run's intents as planned are netted (`net_intents`) with each book's cash
+    before the run's first fill (its cash now minus the run's fill entries), so the
+    crosses come out the same however often this is called. Returned: the crosses
+    not yet booked, and one order per symbol and side for what the books still
+    want: each intent minus the book's fills in this run (crosses and broker
+    executions) minus its legs of the crosses still to book. Called again after
+    some crosses or fills are booked, it gives the work that is left, never work
+    done twice. Book the crosses before sending orders; buys go to the broker
+    through `affordable_buy_orders` (phase 2, after the sells).
+    """
+    planned = [
+        Intent(r.strategy_id, r.symbol, r.side, r.quantity, r.reference_price, r.reason)
+        for r in await conn.execute(
+            select(
+                IntentRow.strategy_id,
+                IntentRow.symbol,
+                IntentRow.side,
+                func.coalesce(IntentRow.planned_quantity, IntentRow.quantity).label("quantity"),
+                IntentRow.reference_price,
+                IntentRow.reason,
+            )
+            .where(IntentRow.run_id == run_id)
+            .order_by(IntentRow.strategy_id, IntentRow.symbol, IntentRow.side)
+        )
+    ]
+    spent = dict(
+        (
+            await conn.execute(
+                select(CashEntry.strategy_id, func.sum(CashEntry.amount))
+                .where(CashEntry.run_id == run_id, CashEntry.kind == CASH_FILL)
+                .group_by(CashEntry.strategy_id)
+            )
+        ).all()
+    )
+    cash = dict((await conn.execute(select(Strategy.id, Strategy.cash))).all())
+    before = {book: amount - spent.get(book, ZERO) for book, amount in cash.items()}
+    plan = net_intents(planned, fractionable, before)
+    crossed = set(
+        await conn.scalars(
+            select(Execution.symbol).where(
+                Execution.run_id == run_id, Execution.kind == EXECUTION_CROSS
+            )
+        )
+    )
+    pending = tuple(c for c in plan.crosses if c.symbol not in crossed)
+    wants = await _unfilled(conn, run_id)
+    for cross in pending:
+        legs: list[tuple[Side, Share]] = [("buy", s) for s in cross.buyers]
+        legs += [("sell", s) for s in cross.sellers]
+        for side, leg in legs:
+            key = (leg.strategy_id, cross.symbol, side)
+            quantity, price = wants.get(key, (ZERO, cross.price))
+            if leg.quantity > quantity:
+                log.warning("fills before their cross", run_id=run_id, symbol=cross.symbol)
+            wants[key] = (max(quantity - leg.quantity, ZERO), price)
+    by_order: dict[tuple[str, Side], list[Share]] = {}
+    prices: dict[str, Decimal] = {}
+    for (strategy_id, symbol, side), (quantity, price) in sorted(wants.items()):
+        if quantity > 0:
+            by_order.setdefault((symbol, side), []).append(Share(strategy_id, quantity))
+            prices[symbol] = price
+    orders = [
+        NetOrder(
+            symbol, side, sum((x.quantity for x in shares), ZERO), prices[symbol], tuple(shares)
+        )
+        for (symbol, side), shares in sorted(
+            by_order.items(), key=lambda o: (o[0][0], o[0][1] == "buy")
+        )
+    ]
+    return Netted(tuple(orders), pending)
+
+
+async def _unfilled(
+    conn: AsyncConnection,
+    run_id: int,
+    *,
+    symbol: str | None = None,
+    side: Side | None = None,
+    lock: bool = False,
+) -> dict[tuple[str, str, Side], tuple[Decimal, Decimal]]:
+    """(book, symbol, side) → (its intent minus its fills in the run, reference price).
+
+    Only what is still wanted (> 0). `symbol`, `side`: only those intents. `lock`:
+    lock the intents (serialises concurrent bookings of the same order).
+    """
+    filled = (
+        select(
+            BookFill.strategy_id,
+            BookFill.symbol,
+            BookFill.side,
+            func.sum(BookFill.quantity).label("quantity"),
+        )
+        .where(BookFill.run_id == run_id)
+        .group_by(BookFill.strategy_id, BookFill.symbol, BookFill.side)
+        .subquery()
+    )
+    query = (
+        select(
+            IntentRow.strategy_id,
+            IntentRow.symbol,
+            IntentRow.side,
+            (IntentRow.quantity - func.coalesce(filled.c.quantity, 0)).label("quantity"),
+            IntentRow.reference_price,
+        )
+        .outerjoin(
+            filled,
+            (filled.c.strategy_id == IntentRow.strategy_id)
+            & (filled.c.symbol == IntentRow.symbol)
+            & (filled.c.side == IntentRow.side),
+        )
+        .where(IntentRow.run_id == run_id)
+        .order_by(IntentRow.strategy_id, IntentRow.symbol, IntentRow.side)
+    )
+    if symbol is not None:
+        query = query.where(IntentRow.symbol == symbol)
+    if side is not None:
+        query = query.where(IntentRow.side == side)
+    if lock:
+        query = query.with_for_update(of=IntentRow)
+    unfilled: dict[tuple[str, str, Side], tuple[Decimal, Decimal]] = {}
+    for row in await conn.execute(query):
+        if row.quantity > 0:
+            unfilled[row.strategy_id, row.symbol, row.side] = (row.quantity, row.reference_price)
+    return unfilled
+
+
 async def affordable_buy_orders(
     conn: AsyncConnection,
     run_id: int,
@@ -636,7 +771,7 @@ async def _remaining_buys(
         select(
             IntentRow.strategy_id,
             IntentRow.symbol,
-            IntentRow.quantity - func.coalesce(filled.c.quantity, 0),
+            (IntentRow.quantity - func.coalesce(filled.c.quantity, 0)).label("quantity"),
             IntentRow.reference_price,
         )
         .outerjoin(
@@ -682,7 +817,7 @@ async def book_cross(
     at = at or utcnow()
     execution_id = cross_execution_id(run_id, cross.symbol)
     whole = _Fill(execution_id, run_id, "", cross.symbol, "buy", cross.quantity, cross.price, at)
-    if not await _insert_execution(conn, whole, kind="cross", side=None):
+    if not await _insert_execution(conn, whole, kind=EXECUTION_CROSS, side=None):
         return []
     legs: list[tuple[str, Side, Decimal]] = [
         (s.strategy_id, "buy", s.quantity) for s in cross.buyers
@@ -874,13 +1009,13 @@ async def _book_fill(conn: AsyncConnection, fill: _Fill) -> None:
         await _add_to_holding(
             conn, book, symbol, quantity=fill.quantity, cost=amount, realised=ZERO
         )
-        await _cash_entry(conn, book, "fill", -amount, book_fill_id=fill_id, run_id=fill.run_id)
+        await _cash_entry(conn, book, CASH_FILL, -amount, book_fill_id=fill_id, run_id=fill.run_id)
     else:
         cost, realised = await _close_lots_fifo(conn, fill_id, fill)
         await _add_to_holding(
             conn, book, symbol, quantity=-fill.quantity, cost=-cost, realised=realised
         )
-        await _cash_entry(conn, book, "fill", amount, book_fill_id=fill_id, run_id=fill.run_id)
+        await _cash_entry(conn, book, CASH_FILL, amount, book_fill_id=fill_id, run_id=fill.run_id)
 
 
 async def _close_lots_fifo(
