@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alchemiser.sim.market import FloatArray, History, MarketModel, round_prices
+from alchemiser.sim.wire import SHARES_PER_TRADE
 
 UInt8Array = npt.NDArray[np.uint8]
 IntArray = npt.NDArray[np.int64]
@@ -22,7 +23,6 @@ IntArray = npt.NDArray[np.int64]
 ADJUSTMENTS = ("raw", "split", "dividend", "all")
 SPACE, ZERO, DOT = ord(" "), ord("0"), ord(".")
 TIME_WIDTH = len("2024-06-03T04:00:00Z")
-SHARES_PER_TRADE = 100
 RAW_DECIMALS_AT_OR_ABOVE_ONE = 2
 FINE_DECIMALS = 4  # sub-dollar raw prices, and every adjusted price, as Alpaca gives them
 INT32_LIMIT = 2**31

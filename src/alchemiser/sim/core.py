@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -24,8 +25,14 @@ class Simulator:
         self.config = config
         self.clock = SimClock(config.now, config.speed)
         self.market = MarketModel(config.seed, get_calendar(), config.history_start)
-        self.hub = StreamHub(self.clock, self.market, (config.api_key, config.secret_key))
+        self._trade_ids = itertools.count(1)  # one sequence for every trade the sim reports
+        keys = (config.api_key, config.secret_key)
+        self.hub = StreamHub(self.clock, self.market, keys, self.next_trade_id)
         self.broker = Broker(config, self.clock, self.market, self.hub.publish)
+
+    def next_trade_id(self) -> int:
+        """The id of the next market-data trade (REST and stream alike)."""
+        return next(self._trade_ids)
 
     # --- admin operations (each returns a JSON-able summary) -----------------------------
 

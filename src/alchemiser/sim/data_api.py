@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,21 +15,20 @@ from alchemiser.sim.barjson import ADJUSTMENTS, BarFormatter
 from alchemiser.sim.clock import SimClock
 from alchemiser.sim.errors import bad_request
 from alchemiser.sim.market import MarketModel, Quote, round_price
-from alchemiser.sim.wire import iso_z, parse_time, symbols_param
+from alchemiser.sim.wire import iso_z, parse_time, quote_body, symbols_param, trade_body
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10000
 DAILY_TIMEFRAMES = frozenset({"1Day", "1D", "1day"})
-TRADE_SIZE = 100
-IEX = "V"
-TAPE = "C"
 
 
 class DataApi:
-    def __init__(self, clock: SimClock, market: MarketModel) -> None:
+    def __init__(
+        self, clock: SimClock, market: MarketModel, next_trade_id: Callable[[], int]
+    ) -> None:
         self.clock = clock
         self.market = market
-        self.trade_ids = 0
+        self.next_trade_id = next_trade_id
         self.bars_json = BarFormatter(market)
 
     def routes(self) -> list[web.RouteDef]:
@@ -135,16 +135,7 @@ class DataApi:
         return web.json_response({s: self._snapshot(s) for s in symbols})
 
     def _trade_json(self, price: Decimal, epoch: float) -> dict[str, Any]:
-        self.trade_ids += 1
-        return {
-            "t": iso_z(epoch),
-            "x": IEX,
-            "p": float(price),
-            "s": TRADE_SIZE,
-            "c": ["@"],
-            "i": self.trade_ids,
-            "z": TAPE,
-        }
+        return {"t": iso_z(epoch), **trade_body(price, self.next_trade_id())}
 
     def _snapshot(self, symbol: str) -> dict[str, Any]:
         market = self.market
@@ -179,17 +170,7 @@ class DataApi:
 
 
 def quote_json(quote: Quote, epoch: float) -> dict[str, Any]:
-    return {
-        "t": iso_z(epoch),
-        "ax": IEX,
-        "ap": float(quote.ask),
-        "as": quote.ask_size,
-        "bx": IEX,
-        "bp": float(quote.bid),
-        "bs": quote.bid_size,
-        "c": ["R"],
-        "z": TAPE,
-    }
+    return {"t": iso_z(epoch), **quote_body(quote)}
 
 
 def _bar(t: str, o: float, h: float, lo: float, c: float) -> dict[str, Any]:

@@ -76,7 +76,7 @@ def build_app(sim: Simulator) -> web.Application:
 
     app = web.Application(middlewares=[alpaca_errors, auth_and_faults])
     app.add_routes(TradingApi(sim.broker).routes())
-    app.add_routes(DataApi(sim.clock, sim.market).routes())
+    app.add_routes(DataApi(sim.clock, sim.market, sim.next_trade_id).routes())
     app.add_routes(
         [
             web.get(TRADE_STREAM_PATH, sim.hub.trade_stream),

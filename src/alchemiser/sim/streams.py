@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -15,14 +16,9 @@ from alchemiser.sim.broker import Order
 from alchemiser.sim.clock import SimClock
 from alchemiser.sim.market import MarketModel, Quote
 from alchemiser.sim.views import order_json
-from alchemiser.sim.wire import iso_z
+from alchemiser.sim.wire import iso_z, quote_body, trade_body
 
 HEARTBEAT_S = 20.0
-# The data stream's quote condition and tape, as IEX quotes carry them.
-QUOTE_CONDITIONS = ["R"]
-TAPE = "C"
-IEX = "V"
-TRADE_SIZE = 100
 DATA_CHANNELS = ("quotes", "trades")  # served; the others are acknowledged as empty
 ACKED_CHANNELS = (
     "bars",
@@ -38,13 +34,19 @@ ACKED_CHANNELS = (
 class StreamHub:
     """Every open websocket, so updates can be fanned out and connections dropped at will."""
 
-    def __init__(self, clock: SimClock, market: MarketModel, keys: tuple[str, str]) -> None:
+    def __init__(
+        self,
+        clock: SimClock,
+        market: MarketModel,
+        keys: tuple[str, str],
+        next_trade_id: Callable[[], int],
+    ) -> None:
         self.clock = clock
         self.market = market
         self.keys = keys
+        self.next_trade_id = next_trade_id
         self.trade_listeners: set[asyncio.Queue[bytes]] = set()
         self.data_subscribers: dict[web.WebSocketResponse, dict[str, set[str]]] = {}
-        self.trade_ids = 0
         self.auth_failures = 0
         self._listener_joined = asyncio.Event()
         self.sockets: set[web.WebSocketResponse] = set()
@@ -171,8 +173,8 @@ class StreamHub:
             for s in sorted(channels["quotes"] - unknown)
         ]
         for s in sorted(channels["trades"] - unknown):
-            self.trade_ids += 1
-            msgs.append(trade_message(s, self.market.quote(s, epoch).last, epoch, self.trade_ids))
+            price = self.market.quote(s, epoch).last
+            msgs.append(trade_message(s, price, epoch, self.next_trade_id()))
         if msgs:
             await ws.send_bytes(_pack(msgs))
 
@@ -185,31 +187,14 @@ class StreamHub:
 
 
 def quote_message(symbol: str, quote: Quote, epoch: float) -> dict[str, Any]:
-    return {
-        "T": "q",
-        "S": symbol,
-        "bx": IEX,
-        "bp": float(quote.bid),
-        "bs": quote.bid_size,
-        "ax": IEX,
-        "ap": float(quote.ask),
-        "as": quote.ask_size,
-        "c": QUOTE_CONDITIONS,
-        "z": TAPE,
-        "t": msgpack.Timestamp.from_unix(epoch),
-    }
+    return {"T": "q", "S": symbol, **quote_body(quote), "t": msgpack.Timestamp.from_unix(epoch)}
 
 
 def trade_message(symbol: str, price: Decimal, epoch: float, trade_id: int) -> dict[str, Any]:
     return {
         "T": "t",
         "S": symbol,
-        "i": trade_id,
-        "x": IEX,
-        "p": float(price),
-        "s": TRADE_SIZE,
-        "c": ["@"],
-        "z": TAPE,
+        **trade_body(price, trade_id),
         "t": msgpack.Timestamp.from_unix(epoch),
     }
 

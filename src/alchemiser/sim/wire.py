@@ -6,14 +6,52 @@ import functools
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alchemiser.market_calendar import NEW_YORK
 from alchemiser.sim.errors import bad_request
 
+if TYPE_CHECKING:
+    from alchemiser.sim.market import Quote
+
 ASSET_ID_CACHE = 4096
 TIMESTAMP_CACHE = 65536
 ASSET_NAMESPACE = uuid.UUID("6f1f3c2e-5d57-4c3b-9a55-1b0c1e0a5a11")
+
+# Market data as IEX sends it: the exchange code of IEX, the consolidated tape C,
+# a regular quote's condition, a regular trade's condition.
+IEX = "V"
+TAPE = "C"
+QUOTE_CONDITIONS = ("R",)
+TRADE_CONDITIONS = ("@",)
+# Every generated trade is this many shares (bars' trade counts are volume / this).
+SHARES_PER_TRADE = 100
+
+
+def quote_body(quote: Quote) -> dict[str, Any]:
+    """A quote's fields as both the REST API and the data stream carry them (no time)."""
+    return {
+        "bx": IEX,
+        "bp": float(quote.bid),
+        "bs": quote.bid_size,
+        "ax": IEX,
+        "ap": float(quote.ask),
+        "as": quote.ask_size,
+        "c": list(QUOTE_CONDITIONS),
+        "z": TAPE,
+    }
+
+
+def trade_body(price: Decimal, trade_id: int) -> dict[str, Any]:
+    """A trade's fields as both the REST API and the data stream carry them (no time)."""
+    return {
+        "i": trade_id,
+        "x": IEX,
+        "p": float(price),
+        "s": SHARES_PER_TRADE,
+        "c": list(TRADE_CONDITIONS),
+        "z": TAPE,
+    }
 
 
 @functools.lru_cache(maxsize=ASSET_ID_CACHE)
