@@ -304,6 +304,16 @@ async def test_open_account_adopts_the_broker_positions(conn: AsyncConnection) -
     assert pnl == 0
 
 
+async def test_opening_the_account_twice_changes_nothing(conn: AsyncConnection) -> None:
+    assert await ledger.open_account(conn, D(5000), {"SPY": (D("2.5"), D(400))})
+    before = (await holdings(conn), await cash(conn))
+    # A restart on a ledger that already has its opening balance: a no-op.
+    assert not await ledger.open_account(conn, D(5000), {"SPY": (D("2.5"), D(400))})
+    assert (await holdings(conn), await cash(conn)) == before
+    assert before[1] == {UNALLOCATED_BOOK: D(5000)}
+    await assert_consistent(conn, Broker(D(5000), {"SPY": D("2.5")}))
+
+
 async def test_a_manual_trade_is_reported_never_absorbed(conn: AsyncConnection) -> None:
     broker = await setup_books(conn, "10000", a="1000")
     run = await ledger.start_run(conn, DAY, "daily")

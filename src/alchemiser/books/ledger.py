@@ -181,15 +181,23 @@ async def open_account(
     cash: Decimal,
     positions: Mapping[str, tuple[Decimal, Decimal]],
     at: datetime | None = None,
-) -> None:
+) -> bool:
     """Adopt the broker account into `unallocated` on first start (an empty ledger).
 
     `positions`: symbol → (quantity, average entry price). Each position is booked
     as a deposit of its cost plus an opening buy, so lots, cash and P&L all start
-    consistent: value − funding = 0.
+    consistent: value − funding = 0. A ledger that already has an opening balance
+    (any cash entry in `unallocated`) is left alone: returns False.
     """
     at = at or utcnow()
     await ensure_unallocated(conn)
+    # Lock the book, so two concurrent first starts cannot both open the account.
+    await conn.execute(select(Strategy.id).where(Strategy.id == UNALLOCATED_BOOK).with_for_update())
+    opened = await conn.scalar(
+        select(func.count()).select_from(CashEntry).where(CashEntry.strategy_id == UNALLOCATED_BOOK)
+    )
+    if opened:
+        return False
     cost = add(*(mul(q, p) for q, p in positions.values()))
     await deposit(conn, add(cash, cost), memo="opening balance")
     for symbol, (quantity, price) in sorted(positions.items()):
@@ -198,6 +206,7 @@ async def open_account(
         )
         if await _insert_execution(conn, fill, kind="opening", side="buy"):
             await _book_fill(conn, fill)
+    return True
 
 
 async def sync_strategies(
