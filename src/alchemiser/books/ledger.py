@@ -669,8 +669,19 @@ async def _unfilled(
     """(book, symbol, side) → (its intent minus its fills in the run, reference price).
 
     Only what is still wanted (> 0). `symbol`, `side`: only those intents. `lock`:
-    lock the intents (serialises concurrent bookings of the same order).
+    lock the intents first (serialises concurrent bookings of the same order).
     """
+    which = [IntentRow.run_id == run_id]
+    if symbol is not None:
+        which.append(IntentRow.symbol == symbol)
+    if side is not None:
+        which.append(IntentRow.side == side)
+    if lock:
+        # The fills are read by a later statement (a new snapshot), so a booking that
+        # waited for the lock sees the fills its predecessor committed.
+        await conn.execute(
+            select(IntentRow.id).where(*which).order_by(IntentRow.strategy_id).with_for_update()
+        )
     filled = (
         select(
             BookFill.strategy_id,
@@ -682,7 +693,7 @@ async def _unfilled(
         .group_by(BookFill.strategy_id, BookFill.symbol, BookFill.side)
         .subquery()
     )
-    query = (
+    rows = await conn.execute(
         select(
             IntentRow.strategy_id,
             IntentRow.symbol,
@@ -696,17 +707,11 @@ async def _unfilled(
             & (filled.c.symbol == IntentRow.symbol)
             & (filled.c.side == IntentRow.side),
         )
-        .where(IntentRow.run_id == run_id)
+        .where(*which)
         .order_by(IntentRow.strategy_id, IntentRow.symbol, IntentRow.side)
     )
-    if symbol is not None:
-        query = query.where(IntentRow.symbol == symbol)
-    if side is not None:
-        query = query.where(IntentRow.side == side)
-    if lock:
-        query = query.with_for_update(of=IntentRow)
     unfilled: dict[tuple[str, str, Side], tuple[Decimal, Decimal]] = {}
-    for row in await conn.execute(query):
+    for row in rows:
         if row.quantity > 0:
             unfilled[row.strategy_id, row.symbol, row.side] = (row.quantity, row.reference_price)
     return unfilled
@@ -728,7 +733,9 @@ async def affordable_buy_orders(
     reference price. A fill that strays further is still booked (it is real): the
     book's cash goes negative and `reconcile.ledger_problems` reports it.
     """
-    remaining = await _remaining_buys(conn, run_id)
+    remaining: dict[str, dict[str, tuple[Decimal, Decimal]]] = {}
+    for (strategy_id, symbol, _), want in (await _unfilled(conn, run_id, side="buy")).items():
+        remaining.setdefault(strategy_id, {})[symbol] = want
     cash = dict((await conn.execute(select(Strategy.id, Strategy.cash))).all())
     by_symbol: dict[str, list[Share]] = {}
     prices: dict[str, Decimal] = {}
@@ -760,40 +767,6 @@ def _scale_to_cash(
             return {s: q for s, (q, _) in wants.items()}
         scale = budget / cost
         return {s: floor_to(q * scale, quantum_of[s]) for s, (q, _) in wants.items()}
-
-
-async def _remaining_buys(
-    conn: AsyncConnection, run_id: int
-) -> dict[str, dict[str, tuple[Decimal, Decimal]]]:
-    """book → symbol → (quantity still to buy, reference price) in this run."""
-    filled = (
-        select(
-            BookFill.strategy_id,
-            BookFill.symbol,
-            func.sum(BookFill.quantity).label("quantity"),
-        )
-        .where(BookFill.run_id == run_id, BookFill.side == "buy")
-        .group_by(BookFill.strategy_id, BookFill.symbol)
-        .subquery()
-    )
-    rows = await conn.execute(
-        select(
-            IntentRow.strategy_id,
-            IntentRow.symbol,
-            (IntentRow.quantity - func.coalesce(filled.c.quantity, 0)).label("quantity"),
-            IntentRow.reference_price,
-        )
-        .outerjoin(
-            filled,
-            (filled.c.strategy_id == IntentRow.strategy_id) & (filled.c.symbol == IntentRow.symbol),
-        )
-        .where(IntentRow.run_id == run_id, IntentRow.side == "buy")
-    )
-    wants: dict[str, dict[str, tuple[Decimal, Decimal]]] = {}
-    for strategy_id, symbol, quantity, price in rows:
-        if quantity > 0:
-            wants.setdefault(strategy_id, {})[symbol] = (quantity, price)
-    return wants
 
 
 async def _lower_intent(
@@ -933,26 +906,8 @@ async def _remaining_asks(
     if run_id is None:
         return []
     # Locking the intents serialises concurrent bookings of the same order.
-    asks = {
-        strategy_id: quantity
-        for strategy_id, quantity in await conn.execute(
-            select(IntentRow.strategy_id, IntentRow.quantity)
-            .where(IntentRow.run_id == run_id, IntentRow.symbol == symbol, IntentRow.side == side)
-            .order_by(IntentRow.strategy_id)
-            .with_for_update()
-        )
-    }
-    filled = dict(
-        (
-            await conn.execute(
-                select(BookFill.strategy_id, func.sum(BookFill.quantity))
-                .where(BookFill.run_id == run_id, BookFill.symbol == symbol, BookFill.side == side)
-                .group_by(BookFill.strategy_id)
-            )
-        ).all()
-    )
-    remaining = [Share(s, q - filled.get(s, ZERO)) for s, q in sorted(asks.items())]
-    return [s for s in remaining if s.quantity > 0]
+    unfilled = await _unfilled(conn, run_id, symbol=symbol, side=side, lock=True)
+    return [Share(strategy_id, q) for (strategy_id, _, _), (q, _) in sorted(unfilled.items())]
 
 
 async def _insert_execution(
