@@ -107,10 +107,20 @@ def sim() -> Iterator[SimThread]:
 
 
 @pytest.fixture(autouse=True)
-def fresh_sim(sim: SimThread) -> None:
+def fresh_sim(sim: SimThread) -> Iterator[None]:
     sim.reset()
     sim.set_clock(now=BASE_NOW, speed=1.0)
     sim.configure(fill_wait_scale=FILL_WAIT_SCALE, partial_fill_notional=Decimal(50000))
+    yield
+    # The broker's index of open orders agrees with the orders' statuses, whatever
+    # the test did to them (fills, replaces, cancels, expiries, rejections).
+    indexed, actual = sim.call(
+        lambda s: (
+            list(s.broker.open_orders),
+            [o.id for o in s.broker.orders.values() if o.is_open],
+        )
+    )
+    assert indexed == actual
 
 
 @pytest.fixture(scope="session")

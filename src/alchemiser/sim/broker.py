@@ -145,11 +145,13 @@ class Broker:
         self.reset(config.cash)
 
     def reset(self, cash: Decimal) -> None:
-        for order in getattr(self, "orders", {}).values():
+        for order in getattr(self, "open_orders", {}).values():  # only open orders have timers
             self._cancel_timer(order)
         self.cash = cash
         self.positions: dict[str, Position] = {}
-        self.orders: dict[str, Order] = {}
+        self.orders: dict[str, Order] = {}  # every order since the reset, never pruned
+        # The open ones, in submission order: what every tick and check loops over.
+        self.open_orders: dict[str, Order] = {}
         self.by_client_id: dict[str, Order] = {}
         self.faults = Faults()
 
@@ -178,8 +180,8 @@ class Broker:
 
     def reserved_for_buys(self, exclude: Order | None = None) -> Decimal:
         total = Decimal(0)
-        for o in self.orders.values():
-            if o.is_open and o.side == "buy" and o is not exclude:
+        for o in self.open_orders.values():
+            if o.side == "buy" and o is not exclude:
                 total += self._buy_cost(o)
         return total
 
@@ -196,8 +198,8 @@ class Broker:
     def qty_available(self, symbol: str, exclude: Order | None = None) -> Decimal:
         held = self.positions.get(symbol)
         qty = held.qty if held else Decimal(0)
-        for o in self.orders.values():
-            if o.is_open and o.side == "sell" and o.symbol == symbol and o is not exclude:
+        for o in self.open_orders.values():
+            if o.side == "sell" and o.symbol == symbol and o is not exclude:
                 qty -= o.remaining if o.qty is not None else Decimal(0)
         return qty
 
@@ -312,13 +314,8 @@ class Broker:
             )
 
     def _check_wash_trade(self, order: Order, replacing: Order | None) -> None:
-        for o in self.orders.values():
-            if (
-                o.is_open
-                and o is not replacing
-                and o.symbol == order.symbol
-                and o.side != order.side
-            ):
+        for o in self.open_orders.values():
+            if o is not replacing and o.symbol == order.symbol and o.side != order.side:
                 raise forbidden("potential wash trade detected. use complex orders")
 
     def _check_buying_power(self, order: Order, replacing: Order | None) -> None:
@@ -345,9 +342,17 @@ class Broker:
     def _store(self, order: Order) -> None:
         self.orders[order.id] = order
         self.by_client_id[order.client_order_id] = order
+        if order.is_open:
+            self.open_orders[order.id] = order
+
+    def _close(self, order: Order, status: str) -> None:
+        """Every change to a status that is not open goes through here."""
+        assert status not in OPEN_STATUSES
+        order.status = status
+        self.open_orders.pop(order.id, None)
 
     def _reject(self, order: Order) -> None:
-        order.status = "rejected"
+        self._close(order, "rejected")
         order.failed_at = order.updated_at = self.clock.epoch()
         self.publish("rejected", order, {})
 
@@ -466,9 +471,11 @@ class Broker:
         order.filled_avg_price = average.quantize(AVG_PRICE_QUANTUM).normalize()
         order.updated_at = now
         done = order.filled_qty >= (order.qty or 0)
-        order.status = "filled" if done else "partially_filled"
         if done:
+            self._close(order, "filled")
             order.filled_at = now
+        else:
+            order.status = "partially_filled"
         position_qty = self._book_fill(order.symbol, order.side, qty, price)
         self.publish(
             "fill" if done else "partial_fill",
@@ -548,7 +555,7 @@ class Broker:
         )
         self._validate(new, replacing=old)
         self._cancel_timer(old)
-        old.status = "replaced"
+        self._close(old, "replaced")
         old.replaced_at = old.updated_at = now
         old.replaced_by = new.id
         self._store(new)
@@ -561,13 +568,13 @@ class Broker:
         if not order.is_open:
             raise SimError(422, CODE_UNPROCESSABLE, "order is not cancelable")
         self._cancel_timer(order)
-        order.status = "canceled"
+        self._close(order, "canceled")
         order.canceled_at = order.updated_at = self.clock.epoch()
         self.publish("canceled", order, {})
         return order
 
     def cancel_all(self) -> list[Order]:
-        return [self.cancel(o.id) for o in list(self.orders.values()) if o.is_open]
+        return [self.cancel(o.id) for o in list(self.open_orders.values())]
 
     def close_position(self, symbol: str, qty: Decimal | None, percentage: Decimal | None) -> Order:
         held = self.positions.get(symbol)
@@ -579,8 +586,8 @@ class Broker:
         elif percentage is not None:
             amount = (held.qty * percentage / 100).quantize(QTY_QUANTUM, rounding=ROUND_DOWN)
         # Closing a position first cancels the open orders that would block it.
-        for o in list(self.orders.values()):
-            if o.is_open and o.symbol == symbol:
+        for o in list(self.open_orders.values()):
+            if o.symbol == symbol:
                 self.cancel(o.id)
         return self.submit(
             {
@@ -605,8 +612,8 @@ class Broker:
         now = self.clock.epoch()
         quotes: dict[str, Quote] = {}  # one quote per symbol per tick
         market_open = self.market.calendar.is_open(self.clock.now())
-        for order in list(self.orders.values()):
-            if not order.is_open:
+        for order in list(self.open_orders.values()):
+            if not order.is_open:  # closed by an earlier order's step in this same tick
                 continue
             if order.expires_at is not None and order.expires_at <= now:
                 self._expire(order, order.expires_at)
@@ -629,13 +636,13 @@ class Broker:
 
     def _expire(self, order: Order, at: float) -> None:
         self._cancel_timer(order)
-        order.status = "expired"
+        self._close(order, "expired")
         order.expired_at = order.updated_at = at
         self.publish("expired", order, {})
 
     def on_clock_jump(self) -> None:
         """After the admin moves the clock: reschedule live orders against the new quotes."""
         self.on_tick()
-        for order in self.orders.values():
+        for order in self.open_orders.values():
             if order.status in ("new", "partially_filled") and order.fill_handle is not None:
                 self._schedule_fill(order)

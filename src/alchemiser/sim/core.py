@@ -44,7 +44,7 @@ class Simulator:
             "anchor_sim": self.clock.anchor_sim,
             "cash": str(self.broker.cash),
             "positions": {s: str(p.qty) for s, p in self.broker.positions.items()},
-            "open_orders": sum(1 for o in self.broker.orders.values() if o.is_open),
+            "open_orders": len(self.broker.open_orders),
             "fill_wait_scale": self.config.fill_wait_scale,
             "partial_fill_notional": str(self.config.partial_fill_notional),
             "websockets": len(self.hub.sockets),

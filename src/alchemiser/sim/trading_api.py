@@ -108,7 +108,8 @@ class TradingApi:
                 return False
             return not (until and o.submitted_at >= until.timestamp())
 
-        chosen = [o for o in self.broker.orders.values() if keep(o)]
+        orders = self.broker.open_orders if status == "open" else self.broker.orders
+        chosen = [o for o in orders.values() if keep(o)]
         chosen.sort(key=lambda o: o.submitted_at, reverse=q.get("direction", "desc") == "desc")
         return web.json_response([order_json(o) for o in chosen[:limit]])
 
