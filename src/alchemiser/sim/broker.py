@@ -157,9 +157,13 @@ class Broker:
 
     # --- assets ----------------------------------------------------------------------
 
+    def is_known(self, symbol: str) -> bool:
+        """A well-formed ticker that the admin has not marked unknown (upper case)."""
+        return bool(SYMBOL_PATTERN.match(symbol)) and symbol not in self.market.unknown
+
     def check_symbol(self, symbol: str) -> str:
         symbol = symbol.upper()
-        if not SYMBOL_PATTERN.match(symbol) or symbol in self.market.unknown:
+        if not self.is_known(symbol):
             raise not_found(f"asset not found for {symbol}")
         return symbol
 
@@ -233,7 +237,7 @@ class Broker:
 
     def _build_order(self, body: dict[str, Any]) -> Order:
         symbol = str(body.get("symbol") or "").upper()
-        if not SYMBOL_PATTERN.match(symbol) or symbol in self.market.unknown:
+        if not self.is_known(symbol):  # an order for it is a 400, not check_symbol's 404
             raise bad_request(f'asset "{symbol}" not found')
         side = str(body.get("side") or "")
         kind = str(body.get("type") or "")
@@ -356,10 +360,10 @@ class Broker:
         order.failed_at = order.updated_at = self.clock.epoch()
         self.publish("rejected", order, {})
 
-    def _go_live_or_queue(self, order: Order) -> None:
+    def _go_live_or_queue(self, order: Order, now: float | None = None) -> None:
         """Live now if the market is open; otherwise accepted until the next open."""
         cal = self.market.calendar
-        now = self.clock.epoch()
+        now = self.clock.epoch() if now is None else now
         index = cal.completed_sessions(now)
         if order.time_in_force == "day":
             order.expires_at = cal.close_epochs[index]
@@ -618,21 +622,13 @@ class Broker:
             if order.expires_at is not None and order.expires_at <= now:
                 self._expire(order, order.expires_at)
             elif order.status == "accepted":
-                self._maybe_open(order, now)
+                self._go_live_or_queue(order, now)
             elif order.fill_handle is None and market_open:
                 # Waiting for the market: it moved through the limit, or it (re)opened.
                 quote = quotes.get(order.symbol)
                 if quote is None:
                     quote = quotes[order.symbol] = self.market.quote(order.symbol, now)
                 self._schedule_fill(order, quote)
-
-    def _maybe_open(self, order: Order, now: float) -> None:
-        cal = self.market.calendar
-        index = cal.completed_sessions(now)
-        if cal.open_epochs[index] <= now:
-            if order.time_in_force == "day":
-                order.expires_at = cal.close_epochs[index]
-            self._go_live(order)
 
     def _expire(self, order: Order, at: float) -> None:
         self._cancel_timer(order)
