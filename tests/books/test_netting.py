@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alchemiser.books.money import QUANTITY_QUANTUM, WHOLE_SHARE
+from alchemiser.books.money import QUANTITY_QUANTUM, WHOLE_SHARE, scale_to_budget
 from alchemiser.books.netting import (
     Share,
     client_order_id,
@@ -178,3 +178,15 @@ def test_netting_conserves_every_books_intent(sides, whole_shares) -> None:
     assert got == {i.strategy_id: i.quantity for i in intents}
     if not whole_shares:  # whole shares may leave a fractional rest on both sides
         assert len({o.side for o in netted.orders}) <= 1
+
+
+def test_scale_to_budget_keeps_what_fits_and_floors_once() -> None:
+    one, whole = QUANTITY_QUANTUM, WHOLE_SHARE
+    assert scale_to_budget([(D(2), D(100), one)], D(200)) == [D(2)]
+    # q × budget / cost in one rounding toward zero: exact quotients stay exact.
+    assert scale_to_budget([(D(7), D(100), whole)], D(300)) == [D(3)]
+    assert scale_to_budget([(D(3), D(10), one), (D(1), D(10), whole)], D(20)) == [
+        D("1.5"),
+        D(0),
+    ]
+    assert scale_to_budget([(D(1), D(10), one)], D(-5)) == [D(0)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Boolean, bindparam, func, literal_column, select, update
@@ -39,12 +39,11 @@ from alchemiser.books.models import (
 from alchemiser.books.money import (
     QUANTITY_QUANTUM,
     WHOLE_SHARE,
-    WIDE,
     ZERO,
     add,
-    floor_to,
     mul,
     quantum_for,
+    scale_to_budget,
 )
 from alchemiser.books.netting import (
     Cross,
@@ -742,7 +741,9 @@ async def affordable_buy_orders(
     for strategy_id, wants in sorted(remaining.items()):
         quantum_of = {s: quantum_for(fractionable is None or s in fractionable) for s in wants}
         budget = mul(max(cash.get(strategy_id, ZERO), ZERO), 1 - headroom)
-        affordable = _scale_to_cash(wants, budget, quantum_of)
+        symbols = sorted(wants)
+        scaled = scale_to_budget([(*wants[s], quantum_of[s]) for s in symbols], budget)
+        affordable = dict(zip(symbols, scaled, strict=True))
         for symbol, (quantity, price) in sorted(wants.items()):
             cut = quantity - affordable[symbol]
             if cut > 0:
@@ -754,19 +755,6 @@ async def affordable_buy_orders(
         NetOrder(s, "buy", sum((x.quantity for x in shares), ZERO), prices[s], tuple(shares))
         for s, shares in sorted(by_symbol.items())
     ]
-
-
-def _scale_to_cash(
-    wants: Mapping[str, tuple[Decimal, Decimal]],
-    budget: Decimal,
-    quantum_of: Mapping[str, Decimal],
-) -> dict[str, Decimal]:
-    with localcontext(WIDE):
-        cost = sum((q * p for q, p in wants.values()), ZERO)
-        if cost <= budget:
-            return {s: q for s, (q, _) in wants.items()}
-        scale = budget / cost
-        return {s: floor_to(q * scale, quantum_of[s]) for s, (q, _) in wants.items()}
 
 
 async def _lower_intent(

@@ -6,6 +6,7 @@ cash, cost and P&L add up to the cent and beyond; only quantities are quantised.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import ROUND_FLOOR, Context, Decimal, Inexact
 
 # Alpaca's fractional shares have 9 decimals; so do the ledger's quantities.
@@ -15,6 +16,8 @@ ZERO = Decimal(0)
 # Wide enough that sums and products of ledger values never round.
 EXACT = Context(prec=60, traps=[Inexact])
 WIDE = Context(prec=60)
+# Rounds toward −∞: a quotient floored here and then to a quantum is floored exactly.
+WIDE_FLOOR = Context(prec=60, rounding=ROUND_FLOOR)
 
 
 def quantum_for(fractionable: bool) -> Decimal:
@@ -42,3 +45,23 @@ def add(*values: Decimal) -> Decimal:
     for value in values:
         total = EXACT.add(total, value)
     return total
+
+
+def scale_to_budget(
+    wants: Sequence[tuple[Decimal, Decimal, Decimal]], budget: Decimal
+) -> list[Decimal]:
+    """Quantities that cost no more than `budget`: `wants` as is if they fit, else pro rata.
+
+    `wants`: (quantity, price, quantum) each. Scaled down, each quantity becomes
+    floor(quantity × budget / cost) in its quantum, rounded once toward zero, so
+    the result never costs more than `budget` (nothing, if `budget` ≤ 0).
+    """
+    cost = add(*(mul(q, p) for q, p, _ in wants))
+    if cost <= budget:
+        return [q for q, _, _ in wants]
+    if budget <= 0:
+        return [ZERO for _ in wants]
+    return [
+        floor_to(WIDE_FLOOR.divide(WIDE_FLOOR.multiply(q, budget), cost), quantum)
+        for q, _, quantum in wants
+    ]

@@ -17,7 +17,15 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
-from alchemiser.books.money import QUANTITY_QUANTUM, WIDE, ZERO, floor_to, mul, quantum_for
+from alchemiser.books.money import (
+    QUANTITY_QUANTUM,
+    WIDE,
+    ZERO,
+    floor_to,
+    mul,
+    quantum_for,
+    scale_to_budget,
+)
 from alchemiser.books.planner import Intent, Side
 
 # Walk-the-book step of an order's first submission.
@@ -148,13 +156,11 @@ def _affordable(
         return list(buys)
     capped = []
     for buy in buys:
-        have = cash.get(buy.strategy_id, ZERO)
-        if have >= mul(buy.quantity, price):
-            capped.append(buy)
-            continue
-        payable = floor_to(WIDE.divide(max(have, ZERO), price), quantum)
-        if min(buy.quantity, payable) > 0:
-            capped.append(Share(buy.strategy_id, min(buy.quantity, payable)))
+        (payable,) = scale_to_budget(
+            [(buy.quantity, price, quantum)], cash.get(buy.strategy_id, ZERO)
+        )
+        if payable > 0:
+            capped.append(Share(buy.strategy_id, payable))
     return capped
 
 

@@ -25,7 +25,7 @@ from datetime import date
 from decimal import Decimal, localcontext
 from typing import Literal
 
-from alchemiser.books.money import WIDE, ZERO, floor_to, quantum_for
+from alchemiser.books.money import WIDE, ZERO, floor_to, quantum_for, scale_to_budget
 from alchemiser.dsl.ast import RebalanceFrequency
 from alchemiser.settings import RiskConfig
 
@@ -218,13 +218,12 @@ def _fit_budget(
     buys: list[Intent], budget: Decimal, fractionable: Collection[str], risk: RiskConfig
 ) -> list[Intent]:
     """Scale buys down pro rata (then floor each) so they cost no more than `budget`."""
-    cost = sum((i.quantity * i.reference_price for i in buys), ZERO)
-    if cost <= budget:
+    wants = [(i.quantity, i.reference_price, quantum_for(i.symbol in fractionable)) for i in buys]
+    quantities = scale_to_budget(wants, budget)
+    if quantities == [i.quantity for i in buys]:
         return buys
-    scale = budget / cost
     scaled: list[Intent] = []
-    for intent in buys:
-        qty = floor_to(intent.quantity * scale, quantum_for(intent.symbol in fractionable))
+    for intent, qty in zip(buys, quantities, strict=True):
         if qty > 0 and qty * intent.reference_price >= risk.min_trade_value:
             scaled.append(
                 Intent(
