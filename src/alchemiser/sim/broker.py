@@ -209,9 +209,8 @@ class Broker:
 
     def previous_close(self, symbol: str) -> Decimal:
         """Close of the last completed session before the current one."""
-        market = self.market
-        last = market.calendar.completed_sessions(self.clock.epoch()) - market.base - 1
-        return Decimal(str(market.raw_close(symbol, max(last, 0))))
+        last = self.market.session_index(self.clock.epoch()) - 1
+        return Decimal(str(self.market.raw_price(symbol, "close", max(last, 0))))
 
     def previous_market_value(self) -> Decimal:
         return sum(
@@ -362,12 +361,11 @@ class Broker:
 
     def _go_live_or_queue(self, order: Order, now: float | None = None) -> None:
         """Live now if the market is open; otherwise accepted until the next open."""
-        cal = self.market.calendar
         now = self.clock.epoch() if now is None else now
-        index = cal.completed_sessions(now)
+        opens, closes = self.market.session_bounds(self.market.session_index(now))
         if order.time_in_force == "day":
-            order.expires_at = cal.close_epochs[index]
-        if cal.open_epochs[index] <= now:
+            order.expires_at = closes
+        if opens <= now:
             self._go_live(order)
 
     def _go_live(self, order: Order) -> None:

@@ -131,7 +131,7 @@ class Simulator:
 
     def _adjust_position(self, symbol: str, index: int, split_ratio: float) -> None:
         """A split already in effect changes the quantity held, as the broker would."""
-        today = self.market.calendar.completed_sessions(self.clock.epoch()) - self.market.base
+        today = self.market.session_index(self.clock.epoch())
         held = self.broker.positions.get(symbol)
         if held is None or split_ratio == 1.0 or index > today:
             return

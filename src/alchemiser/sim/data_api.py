@@ -14,7 +14,7 @@ from alchemiser.market_calendar import NEW_YORK
 from alchemiser.sim.barjson import ADJUSTMENTS, BarFormatter
 from alchemiser.sim.clock import SimClock
 from alchemiser.sim.errors import bad_request
-from alchemiser.sim.market import MarketModel, Quote, round_price
+from alchemiser.sim.market import MarketModel, Quote
 from alchemiser.sim.wire import iso_z, parse_time, quote_body, symbols_param, trade_body
 
 DEFAULT_LIMIT = 1000
@@ -113,8 +113,8 @@ class DataApi:
         lo = max(self.market.index_of_day(first_day), 0)
         last_day = end.astimezone(NEW_YORK).date()
         hi = self.market.index_of_day(last_day + timedelta(days=1))
-        completed = self.market.calendar.completed_sessions(now.timestamp()) - self.market.base
-        return lo, max(min(hi, completed, self.market.size), lo)
+        completed = self.market.session_index(now.timestamp())  # sessions closed by now
+        return lo, max(min(hi, completed), lo)
 
     # --- latest and snapshots ---------------------------------------------------------------
 
@@ -141,23 +141,17 @@ class DataApi:
         market = self.market
         epoch = self.clock.epoch()
         quote = market.quote(symbol, epoch)
-        cal_index = market.calendar.completed_sessions(epoch)
-        today = min(cal_index - market.base, market.size - 1)
-        history = market.history(symbol)
-        split = market.split_factor_before(symbol, today)
+        today = market.session_index(epoch)
         prev = max(today - 1, 0)
         last = float(quote.last)
-        in_session = market.calendar.open_epochs[cal_index] <= epoch
-        day_open = round_price(float(history.open[today]) / split) if in_session else last
+        in_session = market.session_bounds(today)[0] <= epoch
+        day_open = market.raw_price(symbol, "open", today) if in_session else last
         daily = _bar(
             market.bar_time(today), day_open, max(day_open, last), min(day_open, last), last
         )
         prev_daily = _bar(
             market.bar_time(prev),
-            *(
-                round_price(float(a[prev]) / market.split_factor_before(symbol, prev))
-                for a in (history.open, history.high, history.low, history.close)
-            ),
+            *(market.raw_price(symbol, f, prev) for f in ("open", "high", "low", "close")),
         )
         minute = _bar(iso_z(epoch - epoch % 60) or "", last, last, last, last)
         return {

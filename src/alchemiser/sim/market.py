@@ -18,6 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +26,7 @@ import numpy.typing as npt
 from alchemiser.market_calendar import NEW_YORK, MarketCalendar
 
 FloatArray = npt.NDArray[np.float64]
+BarField = Literal["open", "high", "low", "close"]
 
 MARKET_DAILY_VOL = 0.011
 MARKET_DAILY_DRIFT = 0.0003
@@ -273,9 +275,23 @@ class MarketModel:
                 factor *= a.split_ratio
         return factor
 
-    def raw_close(self, symbol: str, index: int) -> float:
-        h = self.history(symbol)
-        return round_price(float(h.close[index]) / self.split_factor_before(symbol, index))
+    def raw_price(self, symbol: str, field: BarField, index: int) -> float:
+        """A generated bar price as it traded that day: divided by the splits in effect
+        by then and rounded to the tick."""
+        values: FloatArray = getattr(self.history(symbol), field)
+        return round_price(float(values[index]) / self.split_factor_before(symbol, index))
+
+    def session_index(self, epoch: float) -> int:
+        """Model index of the session in progress at `epoch`, or else of the next one to
+        open (equally: how many model sessions have closed by then). Clamped to the
+        model's sessions, so that it always indexes the history and the calendar."""
+        index = self.calendar.completed_sessions(epoch) - self.base
+        return min(max(index, 0), self.size - 1)
+
+    def session_bounds(self, index: int) -> tuple[float, float]:
+        """Open and close (epoch seconds) of model session `index`."""
+        cal_index = index + self.base
+        return self.calendar.open_epochs[cal_index], self.calendar.close_epochs[cal_index]
 
     # --- intraday ------------------------------------------------------------------
 
@@ -284,20 +300,13 @@ class MarketModel:
         override = self.price_overrides.get(symbol)
         if override is not None:
             return override
-        cal_index = self.calendar.completed_sessions(epoch)
-        index = cal_index - self.base
-        if index >= self.size:
-            index = self.size - 1
-        if index < 0:
-            return Decimal("1")
+        index = self.session_index(epoch)
+        open_epoch, close_epoch = self.session_bounds(index)
+        if epoch < open_epoch:  # before the open: last trade is the previous close
+            return Decimal(str(self.raw_price(symbol, "close", max(index - 1, 0))))
         h = self.history(symbol)
         factor = self.split_factor_before(symbol, index)
-        open_epoch = self.calendar.open_epochs[cal_index]
-        if epoch < open_epoch:  # before the open: last trade is the previous close
-            prev = max(index - 1, 0)
-            return Decimal(str(round_price(float(h.close[prev]) / factor)))
-        close_epoch = self.calendar.close_epochs[cal_index]
-        frac = (epoch - open_epoch) / (close_epoch - open_epoch)
+        frac = min((epoch - open_epoch) / (close_epoch - open_epoch), 1.0)
         o, c = float(h.open[index]) / factor, float(h.close[index]) / factor
         price = o * (c / o) ** frac * math.exp(self._bridge(symbol, index, frac))
         return Decimal(str(round_price(price)))
