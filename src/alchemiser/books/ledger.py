@@ -738,6 +738,7 @@ async def affordable_buy_orders(
     cash = dict((await conn.execute(select(Strategy.id, Strategy.cash))).all())
     by_symbol: dict[str, list[Share]] = {}
     prices: dict[str, Decimal] = {}
+    cuts: list[dict[str, Any]] = []
     for strategy_id, wants in sorted(remaining.items()):
         quantum_of = {s: quantum_for(fractionable is None or s in fractionable) for s in wants}
         budget = mul(max(cash.get(strategy_id, ZERO), ZERO), 1 - headroom)
@@ -747,34 +748,37 @@ async def affordable_buy_orders(
         for symbol, (quantity, price) in sorted(wants.items()):
             cut = quantity - affordable[symbol]
             if cut > 0:
-                await _lower_intent(conn, run_id, strategy_id, symbol, cut)
+                cuts.append({"book": strategy_id, "ticker": symbol, "cut": cut})
+                log.info("buy scaled to cash", strategy_id=strategy_id, symbol=symbol, cut=str(cut))
             if affordable[symbol] > 0:
                 by_symbol.setdefault(symbol, []).append(Share(strategy_id, affordable[symbol]))
             prices[symbol] = price
+    await _lower_intents(conn, run_id, cuts)
     return [
         NetOrder(s, "buy", sum((x.quantity for x in shares), ZERO), prices[s], tuple(shares))
         for s, shares in sorted(by_symbol.items())
     ]
 
 
-async def _lower_intent(
-    conn: AsyncConnection, run_id: int, strategy_id: str, symbol: str, cut: Decimal
-) -> None:
+async def _lower_intents(conn: AsyncConnection, run_id: int, cuts: list[dict[str, Any]]) -> None:
+    """Lower buy intents by `cut` each (one statement), keeping the plan in `planned_quantity`."""
+    if not cuts:
+        return
     await conn.execute(
         update(IntentRow)
         .where(
             IntentRow.run_id == run_id,
-            IntentRow.strategy_id == strategy_id,
-            IntentRow.symbol == symbol,
+            IntentRow.strategy_id == bindparam("book"),
+            IntentRow.symbol == bindparam("ticker"),
             IntentRow.side == "buy",
         )
         .values(
             planned_quantity=func.coalesce(IntentRow.planned_quantity, IntentRow.quantity),
-            quantity=IntentRow.quantity - cut,
+            quantity=IntentRow.quantity - bindparam("cut", type_=IntentRow.quantity.type),
             reason=REASON_SCALED_TO_CASH,
-        )
+        ),
+        cuts,
     )
-    log.info("buy scaled to cash", strategy_id=strategy_id, symbol=symbol, cut=str(cut))
 
 
 # ---------------------------------------------------------------- fills
@@ -983,6 +987,7 @@ async def _close_lots_fifo(
     )
     left, cost, realised = quantity, ZERO, ZERO
     closures = []
+    lowered: list[dict[str, Any]] = []
     for lot_id, remaining, cost_price in lots:
         if left == 0:
             break
@@ -998,12 +1003,18 @@ async def _close_lots_fifo(
                 "realised_pnl": pnl,
             }
         )
-        await conn.execute(update(Lot).where(Lot.id == lot_id).values(remaining=remaining - take))
+        lowered.append({"lot": lot_id, "left": remaining - take})
         left -= take
         cost = add(cost, mul(take, cost_price))
         realised = add(realised, pnl)
     if left > 0:
         raise LedgerError(f"book {strategy_id} would sell {left} {symbol} more than it holds")
+    await conn.execute(
+        update(Lot)
+        .where(Lot.id == bindparam("lot"))
+        .values(remaining=bindparam("left", type_=Lot.remaining.type)),
+        lowered,
+    )
     await conn.execute(insert(LotClosure), closures)
     return cost, realised
 
