@@ -35,11 +35,6 @@ def mul(a: Decimal, b: Decimal) -> Decimal:
     return EXACT.multiply(a, b)
 
 
-def div(a: Decimal, b: Decimal) -> Decimal:
-    """a / b to 60 significant digits (for weights and shares, never stored as money)."""
-    return WIDE.divide(a, b)
-
-
 def add(*values: Decimal) -> Decimal:
     total = ZERO
     for value in values:
