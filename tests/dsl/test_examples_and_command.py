@@ -13,19 +13,17 @@ from click.testing import CliRunner
 from alchemiser.cli import main
 from alchemiser.dsl import PriceHistory, evaluate, parse_strategy
 from alchemiser.dsl.ast import (
+    FORM_NAMES,
     INDICATOR_PARAMS,
     And,
     Asset,
     Compare,
     Filter,
-    Group,
     If,
     Indicator,
     Not,
     Or,
-    WeightEqual,
     WeightInverseVolatility,
-    WeightSpecified,
 )
 from alchemiser.dsl.synthetic import random_walk_prices
 from alchemiser.evaluate_command import decision_lines, trace_lines
@@ -45,18 +43,6 @@ def used_forms(paths: list[Path]) -> set[str]:
         if s.options.rebalance_threshold is not None:
             seen.add(":rebalance-threshold")
         stack.append(s.body)
-    names = {
-        Asset: "asset",
-        Group: "group",
-        WeightEqual: "weight-equal",
-        WeightSpecified: "weight-specified",
-        WeightInverseVolatility: "weight-inverse-volatility",
-        Filter: "filter",
-        If: "if",
-        And: "and",
-        Or: "or",
-        Not: "not",
-    }
     while stack:
         node = stack.pop()
         if isinstance(node, Indicator):
@@ -66,8 +52,8 @@ def used_forms(paths: list[Path]) -> set[str]:
             seen.add(node.op)
             stack += [node.left, node.right]
             continue
-        if type(node) in names:
-            seen.add(names[type(node)])
+        if type(node) in FORM_NAMES:
+            seen.add(FORM_NAMES[type(node)])
         if isinstance(node, Filter):
             seen.add("select-top" if node.select.top else "select-bottom")
             stack.append(node.metric)
@@ -84,7 +70,7 @@ def used_forms(paths: list[Path]) -> set[str]:
         if isinstance(node, Filter | WeightInverseVolatility) and any(
             not isinstance(c, Asset) for c in node.children
         ):
-            seen.add(f"{names[type(node)]} over groups")
+            seen.add(f"{FORM_NAMES[type(node)]} over groups")
         stack += list(getattr(node, "children", ()))
     return seen
 

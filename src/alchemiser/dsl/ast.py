@@ -29,6 +29,26 @@ INDICATOR_PARAMS: dict[str, tuple[str, ...]] = {
 # Defaults for the oscillator keys (spec §4); `window` never has a default.
 PARAM_DEFAULTS: dict[str, int] = {"short-window": 12, "long-window": 26, "smooth-window": 9}
 
+# An indicator's parameters as written: (key, value) pairs in source order.
+Params = tuple[tuple[str, int], ...]
+
+
+def param(params: Params, key: str) -> int | None:
+    """`key`'s value in `params`, else its default; None if it has neither."""
+    for k, v in params:
+        if k == key:
+            return v
+    return PARAM_DEFAULTS.get(key)
+
+
+def window_of(params: Params) -> int | None:
+    """The window an error message names, as written: `:window`, else `:long-window`."""
+    for k, v in params:
+        if k in ("window", "long-window"):
+            return v
+    return None
+
+
 COMPARISONS = (">", "<", ">=", "<=", "=")
 RebalanceFrequency = Literal["daily", "weekly", "monthly", "quarterly", "yearly", "none"]
 REBALANCE_FREQUENCIES: tuple[RebalanceFrequency, ...] = get_args(RebalanceFrequency)
@@ -54,15 +74,12 @@ class Indicator:
     name: str
     ticker: str | None
     original: str | None
-    params: tuple[tuple[str, int], ...]
+    params: Params
     line: int = _pos()
     column: int = _pos()
 
     def param(self, key: str) -> int | None:
-        for k, v in self.params:
-            if k == key:
-                return v
-        return PARAM_DEFAULTS.get(key)
+        return param(self.params, key)
 
     @property
     def window(self) -> int | None:
@@ -196,6 +213,23 @@ class Strategy:
     tickers: tuple[str, ...]
     line: int = _pos()
     column: int = _pos()
+
+
+# The head each kind of form is written with.
+FORM_NAMES: dict[type, str] = {
+    Asset: "asset",
+    Group: "group",
+    WeightEqual: "weight-equal",
+    WeightSpecified: "weight-specified",
+    WeightInverseVolatility: "weight-inverse-volatility",
+    Filter: "filter",
+    If: "if",
+    Select: "select",
+    And: "and",
+    Or: "or",
+    Not: "not",
+    Strategy: "defsymphony",
+}
 
 
 # --------------------------------------------------------------------------- printing

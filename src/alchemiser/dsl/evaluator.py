@@ -17,6 +17,7 @@ import polars as pl
 
 from alchemiser.dsl._deep import run_deep
 from alchemiser.dsl.ast import (
+    FORM_NAMES,
     And,
     Asset,
     Compare,
@@ -29,18 +30,19 @@ from alchemiser.dsl.ast import (
     Not,
     Number,
     Or,
+    Params,
     Strategy,
     WeightEqual,
     WeightInverseVolatility,
     WeightSpecified,
     format_condition,
     format_indicator,
+    window_of,
 )
 from alchemiser.dsl.errors import StrategyDataError, StrategyError
 from alchemiser.dsl.indicators import (
     NAV_WARMUP_DAYS,
     RECURSIVE,
-    Params,
     PriceHistory,
     closes_needed,
     value_on,
@@ -65,13 +67,6 @@ ZERO_VOLATILITY_TAKES_ALL = True
 WEIGHT_SUM_TOLERANCE = 1e-9
 
 Alloc = dict[str, float]
-_FORM_NAMES: dict[type, str] = {
-    WeightEqual: "weight-equal",
-    WeightSpecified: "weight-specified",
-    WeightInverseVolatility: "weight-inverse-volatility",
-    Filter: "filter",
-    If: "if",
-}
 
 
 @dataclass(frozen=True)
@@ -111,7 +106,7 @@ def _label(node: Node) -> str:
         return node.ticker
     if isinstance(node, Group):
         return f"group {node.name!r}"
-    return f"{_FORM_NAMES[type(node)]} at {node.line}:{node.column}"
+    return f"{FORM_NAMES[type(node)]} at {node.line}:{node.column}"
 
 
 class _Evaluator:
@@ -280,7 +275,7 @@ class _Evaluator:
             raise StrategyDataError(
                 _label(node),
                 name,
-                dict(params).get("window"),
+                window_of(params),
                 self.prices.day(i),
                 f"simulating this node's NAV needs {length} days of history, only {i + 1} exist",
             )

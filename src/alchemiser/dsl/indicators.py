@@ -21,7 +21,7 @@ from typing import NoReturn
 
 import polars as pl
 
-from alchemiser.dsl.ast import PARAM_DEFAULTS
+from alchemiser.dsl.ast import Params, param, window_of
 from alchemiser.dsl.errors import StrategyDataError
 
 # Sample standard deviation (ddof 1) for stdev-return and stdev-price (spec §4).
@@ -47,15 +47,15 @@ RECURSIVE = frozenset(
     }
 )
 
-Params = tuple[tuple[str, int], ...]
 NAN = math.nan
 
 
 def _p(params: Params, key: str) -> int:
-    for k, v in params:
-        if k == key:
-            return v
-    return PARAM_DEFAULTS[key]
+    """A parameter the indicator cannot do without (the parser guarantees it)."""
+    value = param(params, key)
+    if value is None:
+        raise ValueError(f"indicator parameter :{key} is missing")
+    return value
 
 
 def closes_needed(name: str, params: Params) -> int:
@@ -116,7 +116,7 @@ def _ppo(params: Params) -> pl.Expr:
 
 
 def _expression(name: str, params: Params) -> pl.Expr:
-    w = dict(params).get("window", 0)
+    w = param(params, "window") or 0
     if name == "current-price":
         return _C
     if name == "moving-average-price":
@@ -394,7 +394,7 @@ class PriceHistory:
         raise StrategyDataError(
             ticker,
             name,
-            _window(params),
+            window_of(params),
             self.calendar[index],
             f"needs {closes_needed(name, params)} daily closes, only {row + 1} available",
         )
@@ -402,12 +402,12 @@ class PriceHistory:
     def checked_row(self, ticker: str, index: int, what: str, params: Params = ()) -> int:
         if ticker not in self._closes:
             raise StrategyDataError(
-                ticker, what, _window(params), self.day(index), "no price data for this ticker"
+                ticker, what, window_of(params), self.day(index), "no price data for this ticker"
             )
         row = self.row(ticker, index)
         if row < 0:
             raise StrategyDataError(
-                ticker, what, _window(params), self.day(index), "no price on this date"
+                ticker, what, window_of(params), self.day(index), "no price on this date"
             )
         return row
 
@@ -424,10 +424,3 @@ class PriceHistory:
             )
         closes = self._closes[ticker]
         return closes[row] / closes[before] - 1
-
-
-def _window(params: Params) -> int | None:
-    for k, v in params:
-        if k in ("window", "long-window"):
-            return v
-    return None

@@ -25,6 +25,7 @@ from alchemiser.dsl.ast import (
     COMPARISONS,
     DEFAULT_ASSET_CLASS,
     DEFAULT_REBALANCE_FREQUENCY,
+    FORM_NAMES,
     INDICATOR_PARAMS,
     REBALANCE_FREQUENCIES,
     And,
@@ -47,6 +48,7 @@ from alchemiser.dsl.ast import (
     WeightEqual,
     WeightInverseVolatility,
     WeightSpecified,
+    param,
 )
 from alchemiser.dsl.errors import StrategySyntaxError
 from alchemiser.dsl.indicators import STDEV_DDOF
@@ -58,20 +60,6 @@ WEIGHT_SUM_TOLERANCE = 1e-6
 PERCENT_TOTAL = 100.0
 
 _STDEVS = ("stdev-return", "stdev-price")
-_FORM_NAMES: dict[type, str] = {
-    Asset: "asset",
-    Group: "group",
-    WeightEqual: "weight-equal",
-    WeightSpecified: "weight-specified",
-    WeightInverseVolatility: "weight-inverse-volatility",
-    Filter: "filter",
-    If: "if",
-    Select: "select",
-    And: "and",
-    Or: "or",
-    Not: "not",
-    Strategy: "defsymphony",
-}
 _NODE_TYPES = (Asset, Group, WeightEqual, WeightSpecified, WeightInverseVolatility, Filter, If)
 _CONDITION_TYPES = (Compare, And, Or, Not)
 _UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
@@ -113,7 +101,7 @@ def _describe(x: Any) -> str:
         return f"the indicator `{x.name}`"
     if isinstance(x, Compare):
         return f"the comparison `{x.op}`"
-    return f"the form `{_FORM_NAMES.get(type(x), type(x).__name__)}`"
+    return f"the form `{FORM_NAMES.get(type(x), type(x).__name__)}`"
 
 
 class _Builder:
@@ -453,9 +441,10 @@ class _Builder:
                 if key not in allowed and not (name == "current-price" and key == "window"):
                     raise self.error(rest[0], f"`{name}` has no parameter `:{key}`")
                 params.append((key, self._positive_int(value, f"`:{key}` of `{name}`")))
-        if "window" in INDICATOR_PARAMS[name] and not any(k == "window" for k, _ in params):
+        window = param(tuple(params), "window")
+        if "window" in INDICATOR_PARAMS[name] and window is None:
             raise self.error(head, f"`{name}` needs `{{:window N}}`; there is no default window")
-        if name in _STDEVS and dict(params)["window"] <= STDEV_DDOF:
+        if name in _STDEVS and window is not None and window <= STDEV_DDOF:
             raise self.error(head, f"`{name}` needs a window of at least {STDEV_DDOF + 1}")
         return Indicator(name, ticker, original, tuple(params), **self._at())
 
