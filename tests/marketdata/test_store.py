@@ -21,12 +21,12 @@ from alchemiser.marketdata.store import (
     TickerWrite,
     driver_connection,
     load_coverage,
-    read_bar_rows,
     read_bars,
     rebuild_series,
     write_bars,
 )
 from alchemiser.models import metadata
+from tests.marketdata.oracle import read_bar_rows
 
 NOW = datetime(2026, 11, 18, 20, 0, tzinfo=UTC)
 MARKETDATA_TABLES = {"bars", "bar_refresh_state", "bar_series", "today_prices"}

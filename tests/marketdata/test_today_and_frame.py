@@ -18,7 +18,7 @@ from alchemiser.marketdata.prices import (
     record_today_prices,
 )
 from alchemiser.marketdata.refresh import refresh_bars
-from alchemiser.marketdata.store import FRAME_SCHEMA
+from alchemiser.marketdata.series import FRAME_SCHEMA
 from alchemiser.settings import MarketDataConfig
 from alchemiser.sim import SimThread
 from tests.marketdata.conftest import AS_OF, RUN_AT, THROUGH

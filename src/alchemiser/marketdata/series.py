@@ -34,7 +34,8 @@ FRAME_SCHEMA: dict[str, pl.DataType] = {
 }
 EPOCH = date(2000, 1, 1)  # Postgres' own date epoch
 EPOCH_ORDINAL = EPOCH.toordinal()
-POLARS_EPOCH_OFFSET = 10957  # days from 1970-01-01 (polars' Date) to 2000-01-01
+# Days from 1970-01-01 (polars' Date) to Postgres' epoch: 10957.
+POLARS_EPOCH_OFFSET = (EPOCH - date(1970, 1, 1)).days
 DAY_TYPE, PRICE_TYPE = np.dtype(">i4"), np.dtype(">f8")
 # A ticker's tail is folded into its arrays past TAIL_MIN + (hash % TAIL_SPREAD) bars,
 # so tickers topped up together do not all fold on the same day.

@@ -6,21 +6,18 @@ writes; for reads, each ticker's packed arrays (series.py) plus its few newest r
 
 from __future__ import annotations
 
-import io
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-import numpy as np
 import polars as pl
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alchemiser.marketdata.alpaca import BarRow
 from alchemiser.marketdata.series import (
     FOLD_TAILS,
-    FRAME_SCHEMA,
     PRICE_COLUMNS,
     REBUILD,
     SERIES_COLUMNS,
@@ -215,50 +212,6 @@ async def read_bars(
     """
     async with driver_connection(engine) as conn:
         return await read_frame(conn, list(tickers), before, since or date.min, today)
-
-
-# One row of `COPY ... (FORMAT binary)` for READ_ROWS: a field count, then each field's
-# length and big-endian value (int4 ticker index, date as int4 days since 2000-01-01,
-# five float8). Every field is fixed-width and NOT NULL, so numpy reads rows in place.
-BINARY_ROW = np.dtype(
-    [("fields", ">i2"), ("len_symbol", ">i4"), ("symbol", ">i4"), ("len_date", ">i4")]
-    + [("date", ">i4")]
-    + [field for c in PRICE_COLUMNS for field in ((f"len_{c}", ">i4"), (c, ">f8"))]
-)
-BINARY_HEADER = 19  # signature (11), flags (4), header extension length (4)
-BINARY_TRAILER = 2
-POSTGRES_EPOCH_DAYS = 10957  # 2000-01-01 in days since 1970-01-01 (polars' Date)
-READ_ROWS = """
-SELECT t.i::int4, b.date, b.open, b.high, b.low, b.close, b.volume
-FROM unnest($1::text[]) WITH ORDINALITY AS t(ticker, i)
-CROSS JOIN LATERAL (
-    SELECT date, open, high, low, close, volume FROM bars
-    WHERE ticker = t.ticker AND date < $2 AND date >= $3 ORDER BY date
-) AS b
-"""
-
-
-async def read_bar_rows(
-    engine: AsyncEngine, tickers: Iterable[str], before: date, since: date | None = None
-) -> pl.DataFrame:
-    """As `read_bars`, straight from the `bars` rows (the source of truth; slower)."""
-    names = sorted(set(tickers))
-    buffer = io.BytesIO()
-    async with transaction(engine, readonly=True) as conn:
-        await conn.copy_from_query(
-            READ_ROWS, names, before, since or date.min, output=buffer, format="binary"
-        )
-    raw = buffer.getbuffer()
-    count = (len(raw) - BINARY_HEADER - BINARY_TRAILER) // BINARY_ROW.itemsize
-    rows = np.frombuffer(raw, dtype=BINARY_ROW, count=max(count, 0), offset=BINARY_HEADER)
-    return pl.DataFrame(
-        {
-            "symbol": pl.Series(names, dtype=pl.String).gather(rows["symbol"].astype(np.int64) - 1),
-            "date": pl.Series(rows["date"].astype(np.int32) + POSTGRES_EPOCH_DAYS).cast(pl.Date),
-            **{c: rows[c].astype(np.float64) for c in PRICE_COLUMNS},
-        },
-        schema=FRAME_SCHEMA,
-    ).sort("symbol", "date")
 
 
 async def last_bars(engine: AsyncEngine, ticker: str, count: int) -> list[dict[str, Any]]:
