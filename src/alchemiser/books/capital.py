@@ -74,7 +74,7 @@ def capital_transfers(
                 amount = min(delta, available)
                 available -= amount
                 _add(plan, UNALLOCATED_BOOK, book.strategy_id, amount)
-                owed = ZERO if amount == delta else delta - amount
+                owed = delta - amount
             if owed > 0 and delta < 0:
                 plan.withdrawals[book.strategy_id] = owed
             elif owed == 0:
