@@ -117,9 +117,11 @@ def test_splitting_more_than_asked_is_refused() -> None:
         split_pro_rata(D(5), [Share("a", D(4))])
 
 
-def test_client_order_ids_are_deterministic() -> None:
-    assert client_order_id(7, "SPY", "buy", 2) == client_order_id(7, "SPY", "buy", 2)
-    assert client_order_id(7, "SPY", "buy", 2) != client_order_id(7, "SPY", "buy", 3)
+def test_client_order_ids_name_the_run_symbol_side_and_step() -> None:
+    assert client_order_id(7, "SPY", "buy", 2) == "alch-7-SPY-buy-2"
+    assert client_order_id(7, "SPY", "sell") == "alch-7-SPY-sell-0"
+    ids = {client_order_id(7, "SPY", side, step) for side in ("buy", "sell") for step in (0, 1)}
+    assert len(ids) == 4
 
 
 asks_st = st.lists(
