@@ -19,8 +19,8 @@ from alchemiser.books.money import floor_to
 from alchemiser.books.netting import NetOrder
 from alchemiser.books.planner import RebalanceOptions, plan_book
 from alchemiser.books.reconcile import ledger_problems, reconcile
-from alchemiser.settings import RiskConfig
-from tests.books.harness import Broker, execute_run, strategy
+from alchemiser.settings import UNALLOCATED_BOOK, RiskConfig
+from tests.books.harness import Broker, Crash, crash_at, execute_run, no_crash, strategy
 
 D = Decimal
 SYMBOLS = ("GLD", "SPY", "TLT", "UVXY")
@@ -95,16 +95,31 @@ async def run_steps(conn: AsyncConnection, steps: list, data: st.DataObject) -> 
                 return floor_to(order.reference_price * (1 + slippage), CENT)
             return -floor_to(-order.reference_price * (1 - slippage), CENT)
 
-        reports = await execute_run(
-            conn,
-            run.id,
-            intents,
-            broker,
-            fills,
-            FRACTIONABLE,
-            prices=fill_price,
-            headroom=RISK.slippage_allowance,
-        )
+        # Sometimes the process dies mid-run and the run is resumed from what was saved.
+        crash = data.draw(st.sampled_from([None, "crosses", "sell", "buy"]))
+        try:
+            reports = await execute_run(
+                conn,
+                run.id,
+                intents,
+                broker,
+                fills,
+                FRACTIONABLE,
+                prices=fill_price,
+                headroom=RISK.slippage_allowance,
+                checkpoint=crash_at(crash) if crash else no_crash,
+            )
+        except Crash:
+            reports = await execute_run(
+                conn,
+                run.id,
+                await ledger.load_intents(conn, run.id),
+                broker,
+                fills,
+                FRACTIONABLE,
+                prices=fill_price,
+                headroom=RISK.slippage_allowance,
+            )
         await check_invariants(conn, broker, prices)
         if reports:
             replayed = data.draw(st.sampled_from(reports))
@@ -126,7 +141,18 @@ async def check_invariants(conn: AsyncConnection, broker: Broker, prices: dict) 
     positions = {s: q for s, q in broker.positions.items() if q != 0}
     result = await reconcile(conn, positions, broker.cash, D(0))
     assert result.differences == (), result.differences
+    # Nothing twice: no book is filled beyond what it planned, nothing is left over.
+    overfilled = await conn.execute(
+        text(
+            "select f.run_id, f.strategy_id, f.symbol, f.side from book_fills f"
+            " join intents i using (run_id, strategy_id, symbol, side)"
+            " group by 1, 2, 3, 4 having sum(f.quantity) > max(coalesce(i.planned_quantity,"
+            " i.quantity))"
+        )
+    )
+    assert overfilled.all() == []
     books = await ledger.load_books(conn)
+    assert books[UNALLOCATED_BOOK].positions == {}
     assert all(b.cash >= 0 for b in books.values()), {b: s.cash for b, s in books.items()}
     assert all(q > 0 for b in books.values() for q in b.positions.values())
     for symbol, quantity in ((s, q) for b in books.values() for s, q in b.positions.items()):
