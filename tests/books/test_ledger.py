@@ -523,3 +523,25 @@ async def test_a_restarted_run_ends_where_an_uninterrupted_run_ends(
     assert uninterrupted[0] == {("a", "TLT"): D(5), ("b", "SPY"): D(4), ("c", "TLT"): D(20)}
     assert uninterrupted[3] == {"SPY": D(4), "TLT": D(25)}  # only the net 6 SPY was sold
     assert await run_with_a_crash(engine, checkpoint) == uninterrupted
+
+
+async def test_dust_exits_of_a_whole_share_asset_cross_without_overselling(
+    conn: AsyncConnection,
+) -> None:
+    broker = await setup_books(conn, "10000", a="1000", b="1000", c="1000")
+    run1 = await ledger.start_run(conn, DAY, "daily")
+    # Bought when UVXY still traded in fractions.
+    await execute_run(
+        conn, run1.id, [buy("a", "0.5", "10", "UVXY"), buy("b", "0.6", "10", "UVXY")], broker
+    )
+    run2 = await ledger.start_run(conn, date(2026, 11, 3), "daily")
+    intents = [
+        sell("a", "0.5", "10", "UVXY", reason="exit"),
+        sell("b", "0.6", "10", "UVXY", reason="exit"),
+        buy("c", "1", "10", "UVXY"),
+    ]
+    await execute_run(conn, run2.id, intents, broker, fractionable=frozenset())
+    held = await holdings(conn)
+    assert held[("c", "UVXY")] == D(1)
+    assert held[("a", "UVXY")] + held[("b", "UVXY")] == D("0.1")  # the net sell: no whole share
+    await assert_consistent(conn, broker)
