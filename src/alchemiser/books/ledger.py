@@ -39,6 +39,7 @@ from alchemiser.books.models import (
 from alchemiser.books.money import (
     QUANTITY_QUANTUM,
     WHOLE_SHARE,
+    WIDE_FLOOR,
     ZERO,
     add,
     mul,
@@ -741,7 +742,8 @@ async def affordable_buy_orders(
     cuts: list[dict[str, Any]] = []
     for strategy_id, wants in sorted(remaining.items()):
         quantum_of = {s: quantum_for(fractionable is None or s in fractionable) for s in wants}
-        budget = mul(max(cash.get(strategy_id, ZERO), ZERO), 1 - headroom)
+        # Rounded down, if at all: the budget never exceeds the cash it leaves headroom in.
+        budget = WIDE_FLOOR.multiply(max(cash.get(strategy_id, ZERO), ZERO), 1 - headroom)
         symbols = sorted(wants)
         scaled = scale_to_budget([(*wants[s], quantum_of[s]) for s in symbols], budget)
         affordable = dict(zip(symbols, scaled, strict=True))
