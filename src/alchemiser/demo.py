@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alchemiser import db, market_calendar
 from alchemiser.books import ledger
-from alchemiser.books.netting import Netted, net_intents
+from alchemiser.books.netting import Netted
 from alchemiser.books.planner import (
     Intent,
     PlanningError,
@@ -233,7 +233,7 @@ async def _plan_books(
             except PlanningError as exc:
                 click.echo(f"   {sid}: NOT PLANNED, {exc}")
         await ledger.record_intents(conn, run.id, intents)
-        netted = net_intents(intents, fractionable, {s: b.cash for s, b in books.items()})
+        netted = await ledger.net_run(conn, run.id, fractionable)
         await ledger.set_run_status(conn, run.id, "planned")
         check = await reconcile(conn, {}, cash, settings.risk.reconcile_tolerance, run_id=run.id)
     _print_plan(equity, books, intents, netted)
@@ -262,7 +262,8 @@ def _print_plan(
         for i in mine:
             value = i.quantity * i.reference_price
             click.echo(
-                f"      {i.side:4} {i.quantity:>14} {i.symbol:6} ~{value:>12,.2f}  ({i.reason})"
+                f"      {i.side:4} {_qty(i.quantity):>14} {i.symbol:6} "
+                f"~{value:>12,.2f}  ({i.reason})"
             )
     click.echo(
         f"7. netted across books: {len(netted.orders)} broker order(s), "
@@ -270,5 +271,11 @@ def _print_plan(
     )
     for order in netted.orders:
         click.echo(
-            f"   {order.side:4} {order.quantity:>14} {order.symbol:6} @ ~{order.reference_price}"
+            f"   {order.side:4} {_qty(order.quantity):>14} {order.symbol:6} "
+            f"@ ~{order.reference_price}"
         )
+
+
+def _qty(quantity: Decimal) -> str:
+    """A quantity without trailing zeros (308, not 308.000000000)."""
+    return f"{quantity.normalize():f}"

@@ -20,7 +20,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -101,6 +109,15 @@ class RiskConfig(_Section):
     slippage_allowance: Decimal = Field(default=Decimal("0.005"), ge=0, lt=1)
     reconcile_tolerance: Decimal = Field(default=Decimal("0.01"), ge=0)
     max_data_age_days: int = Field(default=1, ge=0)
+
+    @model_validator(mode="after")
+    def _allowance_within_buffer(self) -> RiskConfig:
+        if self.slippage_allowance > self.cash_buffer:
+            raise ValueError(
+                f"slippage_allowance {self.slippage_allowance} exceeds cash_buffer "
+                f"{self.cash_buffer}: planned buys would be cut back every run"
+            )
+        return self
 
 
 class MarketDataConfig(_Section):
