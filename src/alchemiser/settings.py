@@ -27,7 +27,6 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -109,15 +108,6 @@ class RiskConfig(_Section):
     slippage_allowance: Decimal = Field(default=Decimal("0.005"), ge=0, lt=1)
     reconcile_tolerance: Decimal = Field(default=Decimal("0.01"), ge=0)
     max_data_age_days: int = Field(default=1, ge=0)
-
-    @model_validator(mode="after")
-    def _allowance_within_buffer(self) -> RiskConfig:
-        if self.slippage_allowance > self.cash_buffer:
-            raise ValueError(
-                f"slippage_allowance {self.slippage_allowance} exceeds cash_buffer "
-                f"{self.cash_buffer}: planned buys would be cut back every run"
-            )
-        return self
 
 
 class MarketDataConfig(_Section):
@@ -246,7 +236,7 @@ def load_settings(path: Path | None = None) -> Settings:
         settings = Settings(**{**toml, "config": path})
     except ValidationError as exc:
         raise ConfigError([_describe(err, toml, path) for err in exc.errors()]) from None
-    problems = _cross_checks(settings, path)
+    problems = _cross_checks(settings, toml, path)
     if problems:
         raise ConfigError(problems)
     return settings
@@ -316,7 +306,7 @@ def _in_toml(loc: tuple[Any, ...], toml: Any) -> bool:
     return True
 
 
-def _cross_checks(settings: Settings, path: Path) -> list[str]:
+def _cross_checks(settings: Settings, toml: Mapping[str, Any], path: Path) -> list[str]:
     problems: list[str] = []
     seen: set[str] = set()
     for i, strategy in enumerate(settings.strategies):
@@ -328,6 +318,13 @@ def _cross_checks(settings: Settings, path: Path) -> list[str]:
             problems.append(
                 f"{where}.file = '{strategy.file}' (file {path}): strategy file does not exist"
             )
+    risk = settings.risk
+    if risk.slippage_allowance > risk.cash_buffer:
+        source = _source_of(("risk", "slippage_allowance"), toml, path)
+        problems.append(
+            f"risk.slippage_allowance = {risk.slippage_allowance} ({source}): exceeds "
+            f"risk.cash_buffer {risk.cash_buffer}, so planned buys would be cut back every run"
+        )
     total = sum((s.allocation for s in settings.strategies), Decimal(0))
     if total > 1:
         problems.append(
