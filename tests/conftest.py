@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from alchemiser import db
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CORPUS_DIR = REPO_ROOT.parent / "shared" / "corpus" / "clj"
 
 
 @pytest.fixture(scope="session")

@@ -17,12 +17,18 @@ from alchemiser.dsl.errors import StrategySyntaxError
 run_deep(int)
 
 REPO = Path(__file__).resolve().parents[2]
-CORPUS = REPO / ".." / "shared" / "corpus" / "clj"
+# The corpus of real Composer exports lives beside the repository (CI checks it
+# out there); it is never copied in. Without it, the tests that read it skip.
+CORPUS = REPO.parent / "shared" / "corpus" / "clj"
+NO_CORPUS = f"the shared corpus is absent ({CORPUS.resolve()}); CI runs these tests"
 BROKEN = "drv_drn_mean_reversion__123cc347.clj"
 START = date(2020, 1, 1)
 
 
 def corpus_files() -> list[Path]:
+    """The corpus's .clj files; skips the calling test when the corpus is absent."""
+    if not CORPUS.is_dir():
+        pytest.skip(NO_CORPUS)
     return sorted(CORPUS.glob("*.clj"))
 
 
