@@ -1,0 +1,50 @@
+"""Where in the spread a walk's limit sits, on the tick, and which quotes can be used."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Literal
+
+Side = Literal["buy", "sell"]
+
+CENT = Decimal("0.01")
+SUB_DOLLAR_TICK = Decimal("0.0001")  # Alpaca's price increment below $1
+ONE_DOLLAR = Decimal(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    bid: Decimal
+    ask: Decimal
+    at: datetime
+
+
+def tick_for(price: Decimal) -> Decimal:
+    return CENT if price >= ONE_DOLLAR else SUB_DOLLAR_TICK
+
+
+def quote_problem(quote: Quote, now: datetime, max_age: timedelta) -> str | None:
+    """Why a quote cannot price a limit (one-sided, crossed, stale), or None when it can."""
+    if quote.bid <= 0 or quote.ask <= 0:
+        return f"one-sided quote (bid {quote.bid}, ask {quote.ask})"
+    if quote.bid > quote.ask:
+        return f"crossed quote (bid {quote.bid} > ask {quote.ask})"
+    if now - quote.at > max_age:
+        return f"stale quote ({quote.at.isoformat()})"
+    return None
+
+
+def limit_price(side: Side, quote: Quote, fraction: Decimal) -> Decimal:
+    """`fraction` of the way from the near side to the far side, on the tick.
+
+    Rounded toward the near side, so a step never pays more than its fraction of
+    the spread; a locked quote (bid = ask) prices at that price.
+    """
+    spread = quote.ask - quote.bid
+    if side == "buy":
+        raw = quote.bid + fraction * spread
+        return raw.quantize(tick_for(raw), rounding=ROUND_FLOOR)
+    raw = quote.ask - fraction * spread
+    return raw.quantize(tick_for(raw), rounding=ROUND_CEILING)

@@ -1,0 +1,54 @@
+"""Limit prices in the spread and on the tick; which quotes a walk refuses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from alchemiser.execution.pricing import Quote, limit_price, quote_problem
+
+NOW = datetime(2026, 11, 18, 20, 30, tzinfo=UTC)
+FRESH = timedelta(seconds=10)
+
+
+def q(bid: str, ask: str, age_s: float = 0) -> Quote:
+    return Quote(Decimal(bid), Decimal(ask), NOW - timedelta(seconds=age_s))
+
+
+@pytest.mark.parametrize(
+    ("side", "bid", "ask", "fraction", "expected"),
+    [
+        ("buy", "100.00", "100.10", "0.75", "100.07"),  # 100.075 rounds toward the bid
+        ("sell", "100.00", "100.10", "0.75", "100.03"),  # 100.025 rounds toward the ask
+        ("buy", "100.00", "100.10", "0.95", "100.09"),
+        ("sell", "100.00", "100.01", "0.95", "100.01"),  # a one-cent spread stays at the ask
+        ("buy", "0.5000", "0.5100", "0.85", "0.5085"),  # sub-dollar: 0.0001 tick
+        ("buy", "50.00", "50.00", "0.75", "50.00"),  # locked
+    ],
+)
+def test_limit_price_is_the_fraction_of_the_spread_on_the_tick(
+    side: str, bid: str, ask: str, fraction: str, expected: str
+) -> None:
+    price = limit_price(side, q(bid, ask), Decimal(fraction))  # type: ignore[arg-type]
+    assert price == Decimal(expected)
+    assert Decimal(bid) <= price <= Decimal(ask)
+
+
+@pytest.mark.parametrize(
+    ("quote", "problem"),
+    [
+        (q("0", "100.10"), "one-sided"),
+        (q("100.00", "0"), "one-sided"),
+        (q("100.20", "100.10"), "crossed"),
+        (q("100.00", "100.10", age_s=60), "stale"),
+    ],
+)
+def test_unusable_quotes_are_named(quote: Quote, problem: str) -> None:
+    found = quote_problem(quote, NOW, FRESH)
+    assert found is not None and found.startswith(problem)
+
+
+def test_a_fresh_two_sided_quote_is_usable() -> None:
+    assert quote_problem(q("100.00", "100.01", age_s=1), NOW, FRESH) is None
