@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from alchemiser.books.kinds import SIDES, BookState, CashKind, ExecutionKind, RunStatus, values
 from alchemiser.models import Base
 
 # Quantities: 9 decimals, as Alpaca's fractional shares. Money and prices: exact numeric.
@@ -42,11 +43,10 @@ Weight = Numeric(12, 9)
 SYMBOL_LENGTH = 32
 STRATEGY_ID_LENGTH = 100
 
-STRATEGY_STATES = ("active", "halted", "removed", "system")
-RUN_STATUSES = ("started", "planned", "executing", "completed", "failed")
-SIDES = ("buy", "sell")
-EXECUTION_KINDS = ("broker", "cross", "opening")
-CASH_KINDS = ("deposit", "withdrawal", "funding", "transfer", "fill", "dividend", "fee")
+STRATEGY_STATES = values(BookState)
+RUN_STATUSES = values(RunStatus)
+EXECUTION_KINDS = values(ExecutionKind)
+CASH_KINDS = values(CashKind)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -65,8 +65,8 @@ def _run_fk() -> Mapped[int | None]:
     return mapped_column(BigInteger, ForeignKey("runs.id"), nullable=True)
 
 
-class Strategy(Base):
-    """A strategy and its book's running totals (cash, net funding received)."""
+class Book(Base):
+    """A strategy's book (or `unallocated`): its running totals (cash, net funding received)."""
 
     __tablename__ = "strategies"
     __table_args__ = (CheckConstraint(_in("state", STRATEGY_STATES), name="state"),)

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from alchemiser.books.models import BookHolding, Reconciliation, Strategy
+from alchemiser.books.models import Book, BookHolding, Reconciliation
 from alchemiser.books.money import QUANTITY_QUANTUM, ZERO, mul
 from alchemiser.logging import get_logger
 
@@ -87,9 +87,7 @@ async def books_totals(conn: AsyncConnection) -> tuple[dict[str, Decimal], Decim
         .having(func.sum(BookHolding.quantity) != 0)
     )
     positions: dict[str, Decimal] = {symbol: quantity for symbol, quantity in rows}
-    cash: Decimal = (
-        await conn.execute(select(func.coalesce(func.sum(Strategy.cash), 0)))
-    ).scalar_one()
+    cash: Decimal = (await conn.execute(select(func.coalesce(func.sum(Book.cash), 0)))).scalar_one()
     return positions, cash
 
 

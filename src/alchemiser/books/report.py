@@ -1,14 +1,18 @@
-"""`alchemiser report`: the psql views, printed as plain text tables.
+"""`alchemiser report`: the psql views, as text tables, JSON or CSV.
 
 Each report is one query on a view (see README "Reading the books with psql"),
-so what the command prints is exactly what a user gets from psql.
+so what the command prints is exactly what a user gets from psql. JSON and CSV
+keep every number exact (numerics as strings in JSON, as written in CSV).
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Literal
 
@@ -17,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 ReportName = Literal["books", "positions", "trades", "runs"]
 REPORT_NAMES: tuple[ReportName, ...] = ("books", "positions", "trades", "runs")
+ReportFormat = Literal["table", "json", "csv"]
+REPORT_FORMATS: tuple[ReportFormat, ...] = ("table", "json", "csv")
 DEFAULT_LIMIT = 50
 CENT = Decimal("0.01")
 # Columns shown to the cent; other numbers are shown exactly (trailing zeros dropped).
@@ -88,15 +94,58 @@ async def fetch_report(
         return Report(list(result.keys()), [tuple(row) for row in result])
 
 
+class UnknownBook(ValueError):
+    """`--strategy` names no book; the message lists the ones there are."""
+
+
 async def render_report(
     engine: AsyncEngine,
     name: ReportName,
     *,
     strategy: str | None = None,
     limit: int = DEFAULT_LIMIT,
+    fmt: ReportFormat = "table",
 ) -> str:
+    if strategy is not None:
+        await _check_book(engine, strategy)
     report = await fetch_report(engine, name, strategy=strategy, limit=limit)
+    if fmt == "json":
+        return format_json(report.columns, report.rows)
+    if fmt == "csv":
+        return format_csv(report.columns, report.rows)
     return format_table(report.columns, report.rows)
+
+
+async def _check_book(engine: AsyncEngine, strategy: str) -> None:
+    async with engine.connect() as conn:
+        books = list((await conn.execute(text("SELECT strategy_id FROM book_value"))).scalars())
+    if strategy not in books:
+        known = ", ".join(sorted(books)) or "none yet"
+        raise UnknownBook(f"no book named {strategy!r} (books: {known})")
+
+
+def format_json(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A JSON array of objects; numerics are exact strings, times ISO 8601."""
+    return json.dumps([dict(zip(columns, map(_json, row), strict=True)) for row in rows], indent=2)
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return _plain(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return value
+
+
+def format_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A header and one line per row; numbers exact, times ISO 8601."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([["" if v is None else _json(v) for v in row] for row in rows])
+    return out.getvalue().rstrip("\n")
 
 
 def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
