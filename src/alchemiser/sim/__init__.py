@@ -19,9 +19,9 @@ Starting it
 
 Routes
 ------
-Trading  /v2/account, /v2/positions[/{symbol}] (GET, DELETE), /v2/orders (POST, GET,
-         DELETE), /v2/orders/{id} (GET, PATCH, DELETE), /v2/orders:by_client_order_id,
-         /v2/clock, /v2/calendar, /v2/assets[/{symbol}]
+Trading  /v2/account, /v2/account/activities[/{type}], /v2/positions[/{symbol}] (GET,
+         DELETE), /v2/orders (POST, GET, DELETE), /v2/orders/{id} (GET, PATCH, DELETE),
+         /v2/orders:by_client_order_id, /v2/clock, /v2/calendar, /v2/assets[/{symbol}]
 Data     /v2/stocks/bars (1Day only), /v2/stocks/quotes/latest, /v2/stocks/trades/latest,
          /v2/stocks/snapshots
 Streams  /stream (trade_updates, JSON), /v2/iex (quotes and trades, msgpack)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 from typing import Any
 
+from alchemiser.sim.activities import Activities, new_york_date
 from alchemiser.sim.clock import SimClock
 from alchemiser.sim.config import SimConfig
 from alchemiser.sim.errors import (
@@ -28,8 +29,10 @@ from alchemiser.sim.errors import (
     forbidden,
     not_found,
 )
+from alchemiser.sim.ids import IdSource
 from alchemiser.sim.market import (
     CENT,
+    CorporateAction,
     MarketModel,
     Quote,
     stable_hash,
@@ -142,12 +145,24 @@ class Broker:
         self.faults = Faults()
         self.asset_flags: dict[str, AssetFlags] = {}
         self._rng = random.Random(config.seed)
-        self.reset(config.cash)
+        self.generation = -1
+        self.reset(config.cash, config.seed)
 
-    def reset(self, cash: Decimal) -> None:
+    def reset(self, cash: Decimal, seed: int | None = None) -> None:
+        """A fresh account. With a seed, everything restarts from it (the same requests then
+        give the same ids); without one, ids continue in a new generation, never reused."""
         for order in getattr(self, "open_orders", {}).values():  # only open orders have timers
             self._cancel_timer(order)
         self.cash = cash
+        if seed is not None:
+            self.config.seed = seed
+        self.generation = 0 if seed is not None else self.generation + 1
+        self.ids = IdSource(self.config.seed, self.generation)
+        self.activities = Activities(self.ids)
+        # Corporate actions not yet applied to the account, and the next session whose
+        # close will post the day's fees.
+        self.pending_actions: list[tuple[str, CorporateAction]] = []
+        self.next_close_index = self.market.session_index(self.clock.epoch())
         self.positions: dict[str, Position] = {}
         self.orders: dict[str, Order] = {}  # every order since the reset, never pruned
         # The open ones, in submission order: what every tick and check loops over.
@@ -252,10 +267,10 @@ class Broker:
         limit = parse_decimal(body.get("limit_price"), "limit_price")
         if (qty is None) == (notional is None):
             raise SimError(400, CODE_BAD_REQUEST, "qty or notional is required, not both")
-        cid = str(body.get("client_order_id") or uuid.uuid4())
+        cid = str(body.get("client_order_id") or self.ids.uuid("client_order"))
         now = self.clock.epoch()
         return Order(
-            id=str(uuid.uuid4()),
+            id=self.ids.uuid("order"),
             client_order_id=cid,
             symbol=symbol,
             side=side,
@@ -479,11 +494,12 @@ class Broker:
         else:
             order.status = "partially_filled"
         position_qty = self._book_fill(order.symbol, order.side, qty, price)
+        self.activities.fill(order, qty, price, now, done)
         self.publish(
             "fill" if done else "partial_fill",
             order,
             {
-                "execution_id": str(uuid.uuid4()),
+                "execution_id": self.ids.uuid("execution"),
                 "price": str(price),
                 "qty": str(qty.normalize()),
                 "position_qty": str(position_qty.normalize()),
@@ -540,8 +556,8 @@ class Broker:
             raise forbidden("order parameters are not changed")
         now = self.clock.epoch()
         new = Order(
-            id=str(uuid.uuid4()),
-            client_order_id=str(body.get("client_order_id") or uuid.uuid4()),
+            id=self.ids.uuid("order"),
+            client_order_id=str(body.get("client_order_id") or self.ids.uuid("client_order")),
             symbol=old.symbol,
             side=old.side,
             type=old.type,
@@ -612,6 +628,7 @@ class Broker:
     def on_tick(self) -> None:
         """Opens, closes and price moves since the last tick (the clock may have jumped)."""
         now = self.clock.epoch()
+        self._apply_due_actions(now)
         quotes: dict[str, Quote] = {}  # one quote per symbol per tick
         market_open = self.market.calendar.is_open(self.clock.now())
         for order in list(self.open_orders.values()):
@@ -627,6 +644,51 @@ class Broker:
                 if quote is None:
                     quote = quotes[order.symbol] = self.market.quote(order.symbol, now)
                 self._schedule_fill(order, quote)
+        self._end_of_days(now)
+
+    def _end_of_days(self, now: float) -> None:
+        """Post the fees of every session that has closed since the last tick."""
+        index = self.next_close_index
+        while index < self.market.size and self.market.session_bounds(index)[1] <= now:
+            close = self.market.session_bounds(index)[1]
+            self.cash -= self.activities.post_fees(new_york_date(close), close)
+            index += 1
+        self.next_close_index = min(index, self.market.session_index(now))
+
+    def add_action(self, symbol: str, action: CorporateAction) -> None:
+        self.pending_actions.append((symbol, action))
+        self._apply_due_actions(self.clock.epoch())
+
+    def _apply_due_actions(self, now: float) -> None:
+        """Splits and dividends whose ex-date has opened change the account (once each)."""
+        due = [(s, a) for s, a in self.pending_actions if self._ex_open(a) <= now]
+        if not due:
+            return
+        self.pending_actions = [p for p in self.pending_actions if p not in due]
+        for symbol, action in sorted(due, key=lambda p: (p[1].index, p[0])):
+            self._apply_action(symbol, action, max(now, self._ex_open(action)))
+
+    def _ex_open(self, action: CorporateAction) -> float:
+        return self.market.session_bounds(self._clamped(action.index))[0]
+
+    def _clamped(self, index: int) -> int:
+        return min(max(index, 0), self.market.size - 1)
+
+    def _apply_action(self, symbol: str, action: CorporateAction, now: float) -> None:
+        """The dividend is paid on the shares held before the split (both on one ex-date)."""
+        held = self.positions.get(symbol)
+        if held is None:
+            return
+        day = self.market.calendar.days[self._clamped(action.index) + self.market.base]
+        if action.dividend:
+            per_share = Decimal(str(action.dividend))
+            self.cash += self.activities.dividend(symbol, day, held.qty, per_share, now)
+        if action.split_ratio != 1.0:
+            ratio = Decimal(str(action.split_ratio))
+            old = held.qty
+            held.qty *= ratio
+            held.avg_entry_price /= ratio
+            self.activities.split(symbol, day, held.qty - old, ratio, now)
 
     def _expire(self, order: Order, at: float) -> None:
         self._cancel_timer(order)

@@ -126,18 +126,8 @@ class Simulator:
         index = self.market.index_of_day(day)
         action = CorporateAction(index=index, split_ratio=split_ratio, dividend=dividend)
         self.market.actions.setdefault(symbol, []).append(action)
-        self._adjust_position(symbol, index, split_ratio)
+        self.broker.add_action(symbol, action)
         return {"symbol": symbol, "index": index, "split_ratio": split_ratio, "dividend": dividend}
-
-    def _adjust_position(self, symbol: str, index: int, split_ratio: float) -> None:
-        """A split already in effect changes the quantity held, as the broker would."""
-        today = self.market.session_index(self.clock.epoch())
-        held = self.broker.positions.get(symbol)
-        if held is None or split_ratio == 1.0 or index > today:
-            return
-        ratio = Decimal(str(split_ratio))
-        held.qty *= ratio
-        held.avg_entry_price /= ratio
 
     def set_faults(
         self,

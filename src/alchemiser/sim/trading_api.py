@@ -27,6 +27,8 @@ class TradingApi:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/v2/account", self.account),
+            web.get("/v2/account/activities", self.activities),
+            web.get("/v2/account/activities/{activity_type}", self.activities),
             web.get("/v2/positions", self.positions),
             web.delete("/v2/positions", self.close_all_positions),
             web.get("/v2/positions/{symbol}", self.position),
@@ -46,6 +48,12 @@ class TradingApi:
 
     async def account(self, request: web.Request) -> web.Response:
         return web.json_response(account_json(self.broker, self.created))
+
+    async def activities(self, request: web.Request) -> web.Response:
+        params = dict(request.query)
+        if "activity_type" in request.match_info:
+            params["activity_types"] = request.match_info["activity_type"]
+        return web.json_response(self.broker.activities.query(params))
 
     async def positions(self, request: web.Request) -> web.Response:
         b = self.broker
