@@ -6,39 +6,70 @@ prints. Heavy imports happen inside the commands so that `--help` stays fast.
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from alchemiser.errors import UserError, explain
+
 if TYPE_CHECKING:
     from alchemiser.settings import Settings
 
-# Exit status for a configuration that stops start-up.
-EXIT_CONFIG = 2
+LOG_LEVEL_ENV = "ALCHEMISER_LOG_LEVEL"
+# Exit status of a failure that is a bug, not an everyday problem (sysexits' EX_SOFTWARE).
+EXIT_BUG = 70
 
 
 def load_settings_or_exit(path: Path | None = None) -> Settings:
-    """Settings with logging configured, or a clear message and exit status 2."""
+    """Settings with logging configured; a bad configuration is a UserError (exit 2)."""
     from alchemiser.logging import configure_logging, register_secrets
-    from alchemiser.settings import ConfigError, load_settings
+    from alchemiser.settings import load_settings
 
-    try:
-        settings = load_settings(path)
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(EXIT_CONFIG)
+    settings = load_settings(path)
     configure_logging(settings.log_level, settings.log_format, stream=sys.stderr)
     secrets = [settings.alpaca.api_key, settings.alpaca.secret_key, settings.database_url]
     register_secrets(s.get_secret_value() for s in secrets if s is not None)
     return settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def debugging() -> bool:
+    return os.environ.get(LOG_LEVEL_ENV, "").lower() == "debug"
+
+
+class _Main(click.Group):
+    """The one place an exception becomes a message and an exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if debugging():
+                raise
+            problem = explain(exc)
+            if problem is None:
+                click.echo(
+                    f"error: unexpected {type(exc).__name__}: {exc}\n"
+                    "  (a bug: run again with --debug for the traceback, and report it)",
+                    err=True,
+                )
+                ctx.exit(EXIT_BUG)
+            click.echo(f"error: {problem}", err=True)
+            ctx.exit(problem.exit_code)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="alchemiser")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Debug logs, and the traceback of any failure.")
+def main(debug: bool) -> None:
     """Run Composer strategies on your own Alpaca account, each in its own book."""
+    if debug:
+        os.environ[LOG_LEVEL_ENV] = "debug"
 
 
 @main.group()
@@ -52,6 +83,7 @@ def db_upgrade(target: str) -> None:
     """Apply migrations up to TARGET (default: all heads)."""
     from alchemiser import db as database
 
+    database.check_target(target)
     url = database.database_url(load_settings_or_exit())
     database.run(lambda engine: database.upgrade(engine, target), url)
     click.echo(f"database upgraded to {target}")
@@ -59,11 +91,20 @@ def db_upgrade(target: str) -> None:
 
 @db.command("downgrade")
 @click.argument("target")
-def db_downgrade(target: str) -> None:
-    """Revert migrations down to TARGET (a revision, -1, or base)."""
+@click.option("--yes", is_flag=True, help="Do not ask before dropping tables.")
+def db_downgrade(target: str, yes: bool) -> None:
+    """Revert migrations down to TARGET (a revision, -1, or base): drops tables and data."""
     from alchemiser import db as database
 
+    database.check_target(target)
     url = database.database_url(load_settings_or_exit())
+    if not yes:
+        click.confirm(
+            f"Downgrading to {target} drops the tables of every later migration, with their"
+            " data. Continue?",
+            abort=True,
+            err=True,
+        )
     database.run(lambda engine: database.downgrade(engine, target), url)
     click.echo(f"database downgraded to {target}")
 
@@ -86,28 +127,64 @@ def demo() -> None:
     run_demo(load_settings_or_exit(demo_config_path()))
 
 
+def _sim_now(_: click.Context, __: click.Parameter, value: str | None) -> Any:
+    from datetime import datetime
+
+    if value is None:
+        return None
+    try:
+        start = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time") from None
+    if start.tzinfo is None:
+        raise click.BadParameter("needs a UTC offset, e.g. 2026-11-20T15:30:00-05:00")
+    return start
+
+
+def _sim_cash(_: click.Context, __: click.Parameter, value: str) -> Any:
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        cash = Decimal(value)
+    except InvalidOperation:
+        raise click.BadParameter(f"{value!r} is not an amount, e.g. 100000") from None
+    if not cash.is_finite() or cash < 0:
+        raise click.BadParameter(f"{value!r}: give a positive amount, e.g. 100000")
+    return cash
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8765, show_default=True, help="Port (0 = any free port).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the market history.")
-@click.option("--now", default=None, help="Simulated time at start, ISO 8601 (default: now).")
+@click.option(
+    "--now", default=None, callback=_sim_now, help="Simulated time at start, ISO 8601 with offset."
+)
 @click.option("--speed", default=1.0, show_default=True, help="Simulated seconds per second.")
-@click.option("--cash", default="100000", show_default=True, help="Starting cash.")
+@click.option("--cash", default="100000", show_default=True, callback=_sim_cash, help="Cash.")
 @click.option("--fill-wait-scale", default=1.0, show_default=True, help="Scale of fill waits.")
-@click.option("--history-start", default="2000-01-03", show_default=True, help="First bar day.")
-def sim(now: str | None, cash: str, history_start: str, **options: Any) -> None:
+@click.option(
+    "--history-start",
+    default="2000-01-03",
+    show_default=True,
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="First bar day.",
+)
+def sim(history_start: Any, **options: Any) -> None:
     """Run a local Alpaca (REST + websockets + market model) for tests and demos."""
-    from datetime import date, datetime
-    from decimal import Decimal
-
     from alchemiser.sim.command import serve
     from alchemiser.sim.config import SimConfig
 
-    start = datetime.fromisoformat(now) if now else None
-    if start is not None and start.tzinfo is None:
-        raise click.BadParameter("--now needs a UTC offset, e.g. 2026-11-20T15:30:00-05:00")
-    first_day = date.fromisoformat(history_start)
-    serve(SimConfig(now=start, cash=Decimal(cash), history_start=first_day, **options))
+    config = SimConfig(history_start=history_start.date(), **options)
+    try:
+        serve(config)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise UserError(
+            f"port {config.port} on {config.host} is in use (another simulator?):"
+            " pick another with --port, or --port 0 for any free port"
+        ) from exc
 
 
 @main.group()
@@ -115,18 +192,36 @@ def data() -> None:
     """Market data: the daily bar store (refresh, show, export)."""
 
 
+STRATEGY_PATHS = click.Path(exists=True, path_type=Path)
+
+
 @data.command("refresh")
 @click.argument("tickers", nargs=-1)
 @click.option("--strategies", is_flag=True, help="Every ticker the configured strategies name.")
+@click.option(
+    "--for",
+    "files",
+    multiple=True,
+    type=STRATEGY_PATHS,
+    help="Every ticker this strategy file (or folder of them) names; repeatable.",
+)
 @click.option("--through", type=click.DateTime(["%Y-%m-%d"]), help="Last session to load.")
-def data_refresh(tickers: tuple[str, ...], strategies: bool, through: Any) -> None:
-    """Load new tickers' history and top up known ones (default: through the last close)."""
+def data_refresh(
+    tickers: tuple[str, ...], strategies: bool, files: tuple[Path, ...], through: Any
+) -> None:
+    """Load new tickers' history and top up known ones (default: through the last close).
+
+    `--for` takes one path; to name several, repeat it or list them after it:
+    `alchemiser data refresh --for a.clj b.clj` treats b.clj as a strategy too.
+    """
     from alchemiser.marketdata import commands
 
     settings = load_settings_or_exit()
-    wanted = commands.resolve_tickers(settings, tickers, strategies)
+    paths = [*files, *(Path(t) for t in tickers if t.endswith(".clj") or Path(t).is_dir())]
+    names = [t for t in tickers if Path(t) not in paths]
+    wanted = commands.resolve_tickers(settings, names, strategies, paths)
     if not wanted:
-        raise click.UsageError("name some TICKERS or pass --strategies")
+        raise click.UsageError("name some TICKERS, pass --strategies or --for FILE.clj")
     end = through.date() if through else None
     report = commands.run_refresh(settings, wanted, end, commands.progressbar)
     click.echo("\n".join(commands.describe_refresh(report)))
@@ -158,15 +253,60 @@ def data_export(as_of: Any, file: Path, tickers: tuple[str, ...]) -> None:
 
 
 @main.command("evaluate")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--bars", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--as-of", "as_of", required=True, type=click.DateTime(["%Y-%m-%d"]))
+@click.argument("paths", nargs=-1, required=True, type=STRATEGY_PATHS)
+@click.option(
+    "--bars",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A Parquet file of daily bars instead of the bar store.",
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Session to evaluate (default: the latest: the last close, or the file's last day).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per strategy and line.")
-def evaluate_strategies(paths: tuple[Path, ...], bars: Path, as_of: Any, as_json: bool) -> None:
-    """Evaluate strategy files (or folders of them) on a Parquet file of daily bars."""
-    from alchemiser.evaluate_command import run_evaluate
+def evaluate_strategies(
+    paths: tuple[Path, ...], bars: Path | None, as_of: Any, as_json: bool
+) -> None:
+    """Evaluate strategy files (or folders of them) on the bar store's daily bars."""
+    from alchemiser import evaluate_command as ev
+    from alchemiser.dsl import PriceHistory
+    from alchemiser.tickers import strategy_files
 
-    sys.exit(run_evaluate(paths, bars, as_of.date(), as_json=as_json, echo=click.echo))
+    files = strategy_files(paths)
+    if bars is None:
+        from alchemiser.marketdata.refresh import last_completed_session
+
+        day = as_of.date() if as_of else last_completed_session()
+        prices = ev.store_prices(load_settings_or_exit(), files, day)
+    else:
+        import polars as pl
+
+        try:
+            frame = ev.read_bars_file(bars)
+        except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+            raise UserError(f"cannot read bars: {exc}") from exc
+        day = as_of.date() if as_of else frame["date"].max()
+        prices = PriceHistory(frame)
+    sys.exit(ev.run_evaluate(files, prices, day, as_json=as_json, echo=click.echo))
+
+
+@main.command("tickers")
+@click.argument("paths", nargs=-1, required=True, type=STRATEGY_PATHS)
+@click.option("--where", is_flag=True, help="With the file:line:column of each first use.")
+def tickers_command(paths: tuple[Path, ...], where: bool) -> None:
+    """List the tickers strategy files (or folders of them) name, one per line."""
+    from alchemiser.tickers import read_strategy, strategy_files, ticker_uses
+
+    seen: set[str] = set()
+    for path in strategy_files(paths):
+        for use in ticker_uses(read_strategy(path)):
+            if where:
+                click.echo(f"{use.ticker}\t{path}:{use.line}:{use.column}")
+            elif use.ticker not in seen:
+                click.echo(use.ticker)
+            seen.add(use.ticker)
 
 
 @main.command()
@@ -175,16 +315,30 @@ def evaluate_strategies(paths: tuple[Path, ...], bars: Path, as_of: Any, as_json
 )
 @click.option("--strategy", default=None, help="Only this strategy's book.")
 @click.option("--limit", default=50, show_default=True, help="Rows for trades and runs.")
-def report(what: str, strategy: str | None, limit: int) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="A table for people; JSON or CSV (exact numbers) for programs.",
+)
+def report(what: str, strategy: str | None, limit: int, fmt: str) -> None:
     """Print the books (value, P&L), positions, recent trades or recent runs."""
     from alchemiser import db as database
-    from alchemiser.books.report import render_report
+    from alchemiser.books.report import UnknownBook, render_report
 
     url = database.database_url(load_settings_or_exit())
     name: Any = what
-    output = database.run(
-        lambda engine: render_report(engine, name, strategy=strategy, limit=limit), url
-    )
+    style: Any = fmt
+    try:
+        output = database.run(
+            lambda engine: render_report(engine, name, strategy=strategy, limit=limit, fmt=style),
+            url,
+            migrate=True,
+        )
+    except UnknownBook as exc:
+        raise UserError(str(exc)) from None
     click.echo(output)
 
 

@@ -20,9 +20,12 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import Connection, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -31,6 +34,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
+from alchemiser.errors import DatabaseUnavailable, DatabaseUrlError, SchemaError
 from alchemiser.logging import get_logger
 from alchemiser.models import ConfigSnapshot
 from alchemiser.settings import Settings
@@ -47,9 +51,17 @@ HEAD = "heads"
 
 def async_url(url: str) -> str:
     """Any postgres URL → the asyncpg dialect's URL."""
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseUrlError(
+            "ALCHEMISER_DATABASE_URL is not a URL; expected postgresql://user:password@host:5432/db"
+        ) from None
     if not parsed.drivername.startswith("postgres"):
-        raise ValueError(f"not a PostgreSQL URL (driver {parsed.drivername!r})")
+        raise DatabaseUrlError(
+            f"ALCHEMISER_DATABASE_URL: not a PostgreSQL URL (driver {parsed.drivername!r});"
+            " expected postgresql://user:password@host:5432/db"
+        )
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
@@ -67,7 +79,7 @@ def start_embedded(data_dir: Path, *, scratch: bool = False) -> str:
         server = get_server(
             data_dir.resolve() / EMBEDDED_DIRNAME, cleanup_mode="delete" if scratch else "stop"
         )
-    log.info("embedded postgres ready", data_dir=str(data_dir / EMBEDDED_DIRNAME))
+    log.debug("embedded postgres ready", data_dir=str(data_dir / EMBEDDED_DIRNAME))
     return async_url(str(server.get_uri()))
 
 
@@ -152,11 +164,35 @@ async def run_alembic(engine: AsyncEngine, action: Callable[[Config], None]) -> 
 
 
 async def upgrade(engine: AsyncEngine, target: str = HEAD) -> None:
+    check_target(target)
     await run_alembic(engine, lambda cfg: command.upgrade(cfg, target))
 
 
 async def downgrade(engine: AsyncEngine, target: str) -> None:
+    check_target(target)
     await run_alembic(engine, lambda cfg: command.downgrade(cfg, target))
+
+
+def revisions() -> list[str]:
+    """Every migration's revision id, newest first."""
+    return [script.revision for script in _scripts().walk_revisions()]
+
+
+def check_target(target: str) -> None:
+    """SchemaError for a target Alembic cannot resolve, listing the ones it can."""
+    if re.fullmatch(r"[+-]\d+", target):
+        return  # relative steps are resolved against the database's revision
+    try:
+        _scripts().get_revisions(target)
+    except CommandError as exc:
+        raise SchemaError(
+            f"cannot migrate to {target!r}: {exc}. Give a revision"
+            f" ({', '.join(revisions())}), 'heads', 'base', or a step such as -1"
+        ) from None
+
+
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config("postgresql://-/-"))
 
 
 async def current(engine: AsyncEngine) -> str:
@@ -170,17 +206,66 @@ async def current(engine: AsyncEngine) -> str:
     return out.getvalue().strip()
 
 
-def run(coro_factory: Callable[[AsyncEngine], Any], url: str) -> Any:
-    """Run `coro_factory(engine)` to completion in a new event loop (for CLI commands)."""
+def run(coro_factory: Callable[[AsyncEngine], Any], url: str, *, migrate: bool = False) -> Any:
+    """Run `coro_factory(engine)` to completion in a new event loop (for CLI commands).
+
+    The connection is checked first, so an unreachable database is one clear
+    `DatabaseUnavailable`; with `migrate`, the schema is brought to the newest
+    migration first (commands that read or write tables need it).
+    """
 
     async def main() -> Any:
         engine = create_engine(url)
         try:
+            await check_connection(engine)
+            if migrate:
+                await upgrade(engine)
             return await coro_factory(engine)
         finally:
             await engine.dispose()
 
     return asyncio.run(main())
+
+
+async def check_connection(engine: AsyncEngine) -> None:
+    """Connect once; DatabaseUnavailable naming the cause and the setting to fix."""
+    where = engine.url.render_as_string(hide_password=True).replace("+asyncpg", "")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except (OSError, DBAPIError) as exc:
+        raise DatabaseUnavailable(f"cannot use the database {where}: {_cause(exc)}") from exc
+
+
+# What to say about each connection failure; checked innermost cause first.
+_ADVICE = (
+    ("InvalidCatalogNameError", "{msg}: create it (createdb) or fix ALCHEMISER_DATABASE_URL"),
+    ("InvalidPasswordError", "{msg}: check the user and password in ALCHEMISER_DATABASE_URL"),
+    (
+        "InvalidAuthorizationSpecificationError",
+        "{msg}: check the user in ALCHEMISER_DATABASE_URL",
+    ),
+    (
+        "ConnectionRefusedError",
+        "connection refused: is PostgreSQL running there? (or fix ALCHEMISER_DATABASE_URL;"
+        " unset it to use the embedded server)",
+    ),
+    ("gaierror", "unknown host: fix the host in ALCHEMISER_DATABASE_URL"),
+    ("TimeoutError", "no answer: is the host right and the port open?"),
+)
+
+
+def _cause(exc: BaseException) -> str:
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    for name, advice in _ADVICE:
+        for link in reversed(chain):
+            if any(k.__name__ == name for k in type(link).__mro__):
+                return advice.format(msg=str(link).splitlines()[0])
+    return str(chain[-1]).splitlines()[0] or type(chain[-1]).__name__
 
 
 async def record_config(engine: AsyncEngine, settings: Settings) -> str:

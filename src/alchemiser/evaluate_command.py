@@ -1,16 +1,20 @@
-"""`alchemiser evaluate`: read strategy files and a Parquet of bars, print results.
+"""`alchemiser evaluate`: read strategy files and daily bars, print results.
 
-The I/O lives here so that `dsl/` stays pure. A failing file is reported and the
-others go on; the caller exits non-zero if any failed.
+Bars come from the bar store (the default) or a Parquet file (`--bars`). The I/O
+lives here so that `dsl/` stays pure. A failing file is reported and the others
+go on; the caller exits non-zero if any failed. Before reading the store, every
+ticker the files need is checked: all those without bars through the as-of
+session are named at once, with where each is used and the command that loads them.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+import shlex
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -22,29 +26,35 @@ from alchemiser.dsl import (
     parse_strategy,
 )
 from alchemiser.dsl.ast import Strategy
+from alchemiser.errors import UserError
+from alchemiser.tickers import ticker_uses
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from alchemiser.settings import Settings
 
 REQUIRED_COLUMNS = ("symbol", "date", "close")
-STRATEGY_SUFFIX = ".clj"
 DECISIONS = frozenset({"if", "filter"})  # the trace entries that choose holdings
 
 
-def strategy_files(paths: Iterable[Path]) -> list[Path]:
-    """The given files, with each directory replaced by the .clj files in it."""
-    out: list[Path] = []
-    for path in paths:
-        out.extend(sorted(path.glob(f"*{STRATEGY_SUFFIX}")) if path.is_dir() else [path])
-    return out
+class MissingBars(UserError):
+    """Tickers the strategies need have no bars (or stale ones) in the store."""
 
 
 def load_bars(path: Path) -> PriceHistory:
     """A Parquet file of daily bars as a `PriceHistory`; ValueError if unusable."""
+    return PriceHistory(read_bars_file(path))
+
+
+def read_bars_file(path: Path) -> pl.DataFrame:
     frame = pl.read_parquet(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
     if frame.schema["date"] != pl.Date:
         frame = frame.with_columns(pl.col("date").cast(pl.Date))
-    return PriceHistory(frame)
+    return frame
 
 
 def _error(exc: BaseException) -> dict[str, Any]:
@@ -77,25 +87,72 @@ def evaluate_file(
 
 
 def run_evaluate(
-    paths: Iterable[Path],
-    bars: Path,
+    files: Sequence[Path],
+    prices: PriceHistory,
     as_of: date,
     *,
     as_json: bool,
     echo: Callable[[str], None],
 ) -> int:
     """Evaluate every strategy; return the exit status (0 only if all succeeded)."""
-    try:
-        prices = load_bars(bars)
-    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
-        echo(f"cannot read bars: {exc}")
-        return 2
     failed = 0
-    for path in strategy_files(paths):
+    for path in files:
         result, warnings = evaluate_file(path, prices, as_of)
         failed += result["error"] is not None
         echo(json.dumps(result) if as_json else render(result, warnings))
     return 1 if failed else 0
+
+
+def parseable(files: Iterable[Path]) -> dict[Path, Strategy]:
+    """The files that parse (the others are reported by `evaluate_file`)."""
+    out: dict[Path, Strategy] = {}
+    for path in files:
+        try:
+            out[path] = parse_strategy(path.read_text(encoding="utf-8"), str(path))
+        except (StrategyError, OSError, UnicodeDecodeError):
+            continue
+    return out
+
+
+def check_bars(strategies: dict[Path, Strategy], last_bar: dict[str, date], as_of: date) -> None:
+    """MissingBars naming every ticker without bars through `as_of`, and the fix."""
+    lines: list[str] = []
+    needing: list[Path] = []
+    tickers: set[str] = set()
+    for path, strategy in strategies.items():
+        gaps = [u for u in ticker_uses(strategy) if last_bar.get(u.ticker, date.min) < as_of]
+        for use in gaps:
+            last = last_bar.get(use.ticker)
+            state = f"bars end {last}" if last else "no bars"
+            lines.append(f"  {path}:{use.line}:{use.column}  {use.ticker}  ({state})")
+            tickers.add(use.ticker)
+        needing += [path] if gaps else []
+    if lines:
+        count = len(tickers)
+        files = " ".join(shlex.quote(str(p)) for p in needing)
+        raise MissingBars(
+            f"{count} ticker{'s' if count != 1 else ''} without bars through {as_of}"
+            " in the bar store:\n" + "\n".join(lines) + "\nload them with:\n"
+            f"  alchemiser data refresh --for {files}"
+        )
+
+
+def store_prices(settings: Settings, files: Sequence[Path], as_of: date) -> PriceHistory:
+    """The bar store's bars through `as_of` of every ticker the files name."""
+    from alchemiser import db
+    from alchemiser.marketdata.frame import historical_frame
+    from alchemiser.marketdata.store import load_coverage
+
+    strategies = parseable(files)
+    tickers = sorted({t for s in strategies.values() for t in s.tickers})
+
+    async def go(engine: AsyncEngine) -> pl.DataFrame:
+        coverage = await load_coverage(engine, tickers)
+        check_bars(strategies, {t: c.last_date for t, c in coverage.items()}, as_of)
+        return await historical_frame(engine, tickers, as_of)
+
+    frame: pl.DataFrame = db.run(go, db.database_url(settings), migrate=True)
+    return PriceHistory(frame)
 
 
 # ---------------------------------------------------------------- text output

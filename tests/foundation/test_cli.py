@@ -60,7 +60,7 @@ def test_db_upgrade_with_a_database_url_and_no_secret_in_logs(empty_db_url: str)
     assert "database upgraded to heads" in result.stdout
     current = alchemiser("db", "current", env=env)
     assert current.stdout.count("(head)") == len(HEADS)
-    down = alchemiser("db", "downgrade", "base", env=env)
+    down = alchemiser("db", "downgrade", "base", "--yes", env=env)
     assert down.returncode == 0, down.stderr
     assert "no migration applied" in alchemiser("db", "current", env=env).stdout
     everything = "".join(r.stdout + r.stderr for r in (result, current, down))

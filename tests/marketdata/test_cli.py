@@ -44,7 +44,7 @@ def run(env: dict[str, str], *args: str) -> tuple[int, str]:
 def test_refresh_show_and_export(env: dict[str, str], tmp_path: Path) -> None:
     code, out = run(env, "refresh", "--strategies", "qqq", "--through", str(THROUGH))
     assert code == 0, out
-    assert f"bars through {THROUGH}: 3 loaded" in out
+    assert f"bars through {THROUGH}: 3 tickers loaded" in out
 
     code, out = run(env, "show", "spy", "--last", "3")
     assert code == 0, out
@@ -79,7 +79,7 @@ def test_refresh_reports_a_failed_ticker_and_exits_1(env: dict[str, str], sim: S
     code, out = run(env, "refresh", "SPY", "ZZZQ", "--through", str(THROUGH))
 
     assert code == 1
-    assert "1 failed, 1 loaded" in out
+    assert "1 ticker loaded, 1 failed" in out
     assert "ZZZQ: the data API returned no bars" in out
 
 
@@ -92,7 +92,7 @@ def test_show_an_unknown_ticker(env: dict[str, str]) -> None:
 def test_refresh_needs_tickers(env: dict[str, str]) -> None:
     result = CliRunner().invoke(main, ["data", "refresh"], env=env)
     assert result.exit_code == 2
-    assert "name some TICKERS or pass --strategies" in result.output
+    assert "name some TICKERS, pass --strategies or --for FILE.clj" in result.output
 
 
 def test_export_date_must_be_given(env: dict[str, str], tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -42,8 +43,25 @@ SERVER_ERROR = 500
 END_OF_DAY = time(23, 59, 59)
 
 
+# Answers that no other request would get differently: the keys are wrong.
+AUTH_STATUS = frozenset({401, 403})
+
+
 class DataApiError(Exception):
-    """The data API failed for good (after retries, or with a non-retryable answer)."""
+    """The data API failed for good (after retries, or with a non-retryable answer).
+
+    `fatal` when every other request would fail the same way (rejected keys, or
+    no connection after the retries), so a refresh stops instead of repeating it.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.fatal = fatal
+
+    @property
+    def auth(self) -> bool:
+        return self.status in AUTH_STATUS
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +137,7 @@ class DataClient:
                 # ValueError: alpaca-py's answer to a body it cannot read (not retried).
                 reason = _reason(exc)
                 if not _retryable(exc) or attempt == attempts:
-                    raise DataApiError(f"{what}: {reason}") from exc
+                    raise _failure(exc, f"{what}: {reason}") from exc
             delay = self._backoff(attempt)
             log.warning("data api retry", what=what, reason=reason, attempt=attempt, delay=delay)
             await asyncio.sleep(delay)
@@ -144,6 +162,12 @@ class DataClient:
         return float(min(base, self.config.retry_backoff_max_seconds))
 
 
+def _failure(exc: Exception, message: str) -> DataApiError:
+    status = exc.status_code if isinstance(exc, APIError) else None
+    unreachable = isinstance(exc, requests.ConnectionError)
+    return DataApiError(message, status=status, fatal=unreachable or status in AUTH_STATUS)
+
+
 def _retryable(exc: Exception) -> bool:
     if isinstance(exc, APIError):
         status = exc.status_code
@@ -158,7 +182,9 @@ def _reason(exc: Exception) -> str:
         except (ValueError, KeyError, TypeError):
             message = str(exc)[:200]
         return f"HTTP {exc.status_code}: {message}"
-    return f"{type(exc).__name__}: {exc}"
+    # urllib3 wraps the cause in the whole URL and pool state; the cause is what matters.
+    cause = re.search(r"\[Errno -?\d+\][^'\")]*|Read timed out|Name or service not known", str(exc))
+    return f"{type(exc).__name__}: {cause.group(0) if cause else str(exc)[:200]}"
 
 
 def _describe(symbols: Sequence[str]) -> str:

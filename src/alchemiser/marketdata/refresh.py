@@ -59,6 +59,8 @@ class TickerResult:
 class RefreshReport:
     through: date
     results: dict[str, TickerResult] = field(default_factory=dict)
+    # The failure that stopped the refresh (rejected keys, API unreachable), if any.
+    stopped: DataApiError | None = None
 
     @property
     def failed(self) -> dict[str, str]:
@@ -131,6 +133,7 @@ class _Refresh:
         self.progress = progress
         self.report = RefreshReport(through)
         self.healing: list[str] = []
+        self.probed = False
 
     async def top_up(
         self,
@@ -176,13 +179,22 @@ class _Refresh:
         await self._gather(self._full_batch(b, s, u, a) for b, s, u, a in batches)
 
     async def _gather(self, jobs: Iterable[Coroutine[Any, Any, None]]) -> None:
+        """Run the jobs `concurrency` at a time, the very first one alone.
+
+        Rejected keys or an unreachable API fail the first request, and then
+        nothing else is sent (see `_fetch`).
+        """
         gate = asyncio.Semaphore(self.config.concurrency)
 
         async def run(job: Coroutine[Any, Any, None]) -> None:
             async with gate:
                 await job
 
-        await asyncio.gather(*(run(j) for j in jobs))
+        pending = list(jobs)
+        if pending and not self.probed:
+            self.probed = True
+            await pending.pop(0)
+        await asyncio.gather(*(run(j) for j in pending))
 
     async def _top_up_batch(
         self,
@@ -226,9 +238,17 @@ class _Refresh:
     async def _fetch(
         self, batch: list[str], since: date, until: date
     ) -> dict[str, list[BarRow]] | None:
+        """The batch's rows; None when it failed (or the refresh has stopped)."""
+        stopped = self.report.stopped
+        if stopped is not None:  # every other request would fail the same way
+            self._fail(batch, str(stopped), quiet=True)
+            self.progress(len(batch))
+            return None
         try:
             raw = await self.client.daily_bars(batch, since, until)
         except DataApiError as exc:
+            if exc.fatal and self.report.stopped is None:
+                self.report.stopped = exc
             self._fail(batch, str(exc))
             self.progress(len(batch))
             return None
@@ -247,9 +267,10 @@ class _Refresh:
             last = w.rows[-1][1] if w.rows else None
             self.report.results[w.ticker] = TickerResult(w.ticker, action, len(w.rows), last)
 
-    def _fail(self, tickers: Iterable[str], error: str) -> None:
+    def _fail(self, tickers: Sequence[str], error: str, *, quiet: bool = False) -> None:
+        if not quiet:
+            log.warning("bar refresh failed", tickers=",".join(tickers), error=error)
         for t in tickers:
-            log.warning("bar refresh failed", ticker=t, error=error)
             self.report.results[t] = TickerResult(t, "failed", error=error)
 
 
