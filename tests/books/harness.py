@@ -37,13 +37,17 @@ class Broker:
 
     cash: Decimal
     positions: dict[str, Decimal] = field(default_factory=dict)
+    # Each order's cumulative (filled quantity, filled value), as Alpaca reports progress.
+    orders: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
 
     def fill(
-        self, order: NetOrder, quantity: Decimal, price: Decimal, coid: str, whole_shares: bool
+        self, order: NetOrder, quantity: Decimal, price: Decimal, coid: str
     ) -> ExecutionReport:
         sign = 1 if order.side == "buy" else -1
         self.positions[order.symbol] = self.positions.get(order.symbol, D(0)) + sign * quantity
         self.cash -= sign * quantity * price
+        filled, value = self.orders.get(coid, (D(0), D(0)))
+        self.orders[coid] = (filled + quantity, value + quantity * price)
         return ExecutionReport(
             execution_id=f"exec-{next(_ids)}",
             symbol=order.symbol,
@@ -52,8 +56,14 @@ class Broker:
             price=price,
             executed_at=datetime.now(UTC),
             client_order_id=coid,
-            whole_shares=whole_shares,
+            order_filled_quantity=filled + quantity,
+            order_average_price=self.average(coid),
         )
+
+    def average(self, coid: str) -> Decimal:
+        """The order's average fill price, as the broker rounds it (to 1e-6)."""
+        filled, value = self.orders[coid]
+        return (value / filled).quantize(D("0.000001"))
 
 
 class Crash(Exception):
@@ -107,15 +117,26 @@ async def send(
     checkpoint: Checkpoint = no_crash,
 ) -> list[ExecutionReport]:
     """Record the order, fill it in pieces at `price` (default: reference), book each piece."""
-    coid = client_order_id(run_id, order.symbol, order.side)
+    # A resumed run sends what is left as the walk's next step: a new client order id.
+    sent = await ledger.find_broker_orders(conn, run_id)
+    step = sum(1 for o in sent if (o.symbol, o.side) == (order.symbol, order.side))
+    coid = client_order_id(run_id, order.symbol, order.side, step)
+    is_fractionable = fractionable is None or order.symbol in fractionable
     await ledger.record_broker_order(
         conn,
         BrokerOrderRecord(
-            coid, run_id, order.symbol, order.side, 0, "limit", order.quantity, "new"
+            coid,
+            run_id,
+            order.symbol,
+            order.side,
+            step,
+            "limit",
+            order.quantity,
+            "pending_new",
+            fractionable=is_fractionable,
         ),
     )
-    whole_shares = fractionable is not None and order.symbol not in fractionable
-    quantum = quantum_for(not whole_shares)
+    quantum = quantum_for(is_fractionable)
     left = order.quantity
     reports = []
     for fraction in fractions:
@@ -123,7 +144,7 @@ async def send(
         if quantity <= 0:
             continue
         left -= quantity
-        report = broker.fill(order, quantity, price or order.reference_price, coid, whole_shares)
+        report = broker.fill(order, quantity, price or order.reference_price, coid)
         await ledger.book_execution(conn, report)
         reports.append(report)
         checkpoint(order.side)

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alchemiser.books import ledger
 from alchemiser.books.capital import BookCapital, capital_transfers
-from alchemiser.books.ledger import ExecutionReport, LedgerError
-from alchemiser.books.netting import NetOrder, Share, net_intents
+from alchemiser.books.ledger import BrokerOrderRecord, ExecutionReport, LedgerError
+from alchemiser.books.netting import Cross, NetOrder, Share, net_intents
 from alchemiser.books.planner import Intent, RebalanceOptions, plan_book, plan_liquidation
 from alchemiser.books.reconcile import ledger_problems, reconcile
 from alchemiser.settings import UNALLOCATED_BOOK, BooksConfig, RiskConfig
@@ -137,7 +137,7 @@ async def test_partial_fills_are_split_pro_rata_and_replays_change_nothing(
     rest = NetOrder("SPY", "buy", D(30), D(100), (Share("a", D("22.5")), Share("b", D("7.5"))))
     await send(conn, run.id, rest, broker, [D(1)], None)
     assert await holdings(conn) == {("a", "SPY"): D(30), ("b", "SPY"): D(10)}
-    filled = await conn.scalar(text("select filled_quantity from broker_orders"))
+    filled = await conn.scalar(text("select sum(filled_quantity) from broker_orders"))
     assert filled == D(40)
     await assert_consistent(conn, broker)
 
@@ -166,15 +166,19 @@ async def test_fifo_lots_across_three_buys_and_a_partial_sell(conn: AsyncConnect
 
 
 async def test_selling_more_than_a_book_holds_is_refused(conn: AsyncConnection) -> None:
-    await setup_books(conn, "1000", a="1000")
-    report = ExecutionReport("x1", "SPY", "sell", D(1), D(10), datetime.now(UTC))
+    await setup_books(conn, "2000", a="1000", b="1000")
+    run = await ledger.start_run(conn, DAY, "daily")
+    cross = Cross("SPY", D(10), D(1), (Share("b", D(1)),), (Share("a", D(1)),))
     with pytest.raises(LedgerError, match="more than it holds"):
-        await ledger.book_execution(conn, report)
+        await ledger.book_cross(conn, run.id, cross)
 
 
-async def test_an_unasked_fill_lands_in_unallocated(conn: AsyncConnection) -> None:
+async def test_an_unasked_fill_of_our_order_lands_in_unallocated(conn: AsyncConnection) -> None:
     await setup_books(conn, "1000", a="500")
-    report = ExecutionReport("x1", "SPY", "buy", D(2), D(10), datetime.now(UTC), "unknown-coid")
+    coid = "alch-manual-SPY-buy-0"
+    order = BrokerOrderRecord(coid, None, "SPY", "buy", 0, "market", D(2), "new", fractionable=True)
+    await ledger.record_broker_order(conn, order)
+    report = ExecutionReport("x1", "SPY", "buy", D(2), D(10), datetime.now(UTC), coid, D(2))
     booked = await ledger.book_execution(conn, report)
     assert [(b.strategy_id, b.quantity) for b in booked] == [(UNALLOCATED_BOOK, D(2))]
     assert (await cash(conn))[UNALLOCATED_BOOK] == D(480)
@@ -364,7 +368,9 @@ async def test_crosses_and_orders_are_idempotent_for_a_resumed_run(conn: AsyncCo
     assert len(await ledger.book_cross(conn, run2.id, cross)) == 2
     assert await ledger.book_cross(conn, run2.id, cross) == []
     assert await holdings(conn) == {("b", "SPY"): D(5)}
-    order = ledger.BrokerOrderRecord("coid-1", run2.id, "TLT", "buy", 0, "limit", D(1), "new")
+    order = ledger.BrokerOrderRecord(
+        "coid-1", run2.id, "TLT", "buy", 0, "limit", D(1), "new", fractionable=True
+    )
     first = await ledger.record_broker_order(conn, order)
     again = await ledger.record_broker_order(
         conn,

@@ -1,4 +1,14 @@
-"""Fills: broker executions and internal crosses, split among the books that asked."""
+"""Fills: broker executions and internal crosses, split among the books that asked.
+
+A broker order is booked by its cumulative progress: under a row lock on the
+order, `cumulative − already booked`, whichever of the trade-update stream
+(`book_execution`) or a REST read-back (`book_order_progress`) reports it first.
+An in-order stream execution is booked at its own price; a jump (missed
+executions) at the price that makes the order's booked average the broker's. A
+fill of one of our client order ids whose order row is missing is parked until
+the order is recorded; a fill of an order that is not ours is reported
+(`foreign_fills`), never absorbed into a book.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +16,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from alchemiser.books.kinds import ExecutionKind
-from alchemiser.books.models import BrokerOrder
-from alchemiser.books.money import QUANTITY_QUANTUM, WHOLE_SHARE, ZERO, add, mul
-from alchemiser.books.netting import Cross, Share, cross_execution_id, split_execution
+from alchemiser.books.kinds import ExecutionKind, status_moves_forward
+from alchemiser.books.models import BrokerOrder, ForeignFill, ParkedFill
+from alchemiser.books.money import (
+    PRICE_QUANTUM,
+    QUANTITY_QUANTUM,
+    WIDE,
+    ZERO,
+    add,
+    floor_to,
+    mul,
+    quantum_for,
+)
+from alchemiser.books.netting import Cross, Share, cross_execution_id, is_own_order, split_execution
 from alchemiser.books.planner import Side
-from alchemiser.books.postings import Posting, insert_execution, post_fill, utcnow
+from alchemiser.books.postings import LedgerError, Posting, insert_execution, post_fill, utcnow
 from alchemiser.books.runs import add_run_totals
 from alchemiser.books.work import unfilled
 from alchemiser.logging import get_logger
@@ -26,11 +47,11 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True)
 class ExecutionReport:
-    """A fill reported by the broker (trade-update stream or REST read-back).
+    """One execution from the trade-update stream (event `fill` or `partial_fill`).
 
-    `client_order_id` links it to a recorded broker order and, through it, to the
-    run whose intents it fills. `whole_shares`: split in whole shares
-    (non-fractionable asset).
+    `quantity`, `price`: this execution; `order_filled_quantity`,
+    `order_average_price`: the order's cumulative `filled_qty` and
+    `filled_avg_price` after it, as the same event reports them.
     """
 
     execution_id: str
@@ -39,8 +60,23 @@ class ExecutionReport:
     quantity: Decimal
     price: Decimal
     executed_at: datetime
-    client_order_id: str | None = None
-    whole_shares: bool = False
+    client_order_id: str | None
+    order_filled_quantity: Decimal
+    order_average_price: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class OrderProgress:
+    """An order as read back over REST (`GET /v2/orders`): its cumulative progress."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    filled_quantity: Decimal
+    average_price: Decimal | None
+    at: datetime
+    status: str | None = None
+    alpaca_order_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +86,22 @@ class BookedFill:
     side: Side
     quantity: Decimal
     price: Decimal
+
+
+@dataclass(frozen=True)
+class _Report:
+    """What both sources say, in one shape: cumulative progress, and the execution if known."""
+
+    key: str
+    client_order_id: str | None
+    symbol: str
+    side: Side
+    cumulative: Decimal
+    average: Decimal | None
+    at: datetime
+    execution: tuple[str, Decimal, Decimal] | None = None  # (id, quantity, price)
+    status: str | None = None
+    alpaca_order_id: str | None = None
 
 
 async def book_cross(
@@ -77,36 +129,125 @@ async def book_cross(
 
 
 async def book_execution(conn: AsyncConnection, report: ExecutionReport) -> list[BookedFill]:
-    """Split a broker execution among the books whose intents it fills, and book each piece.
+    """Book a stream execution; a replay, or one a REST read-back already booked, books []."""
+    return await _book(
+        conn,
+        _Report(
+            report.execution_id,
+            report.client_order_id,
+            report.symbol,
+            report.side,
+            report.order_filled_quantity,
+            report.order_average_price,
+            report.executed_at,
+            (report.execution_id, report.quantity, report.price),
+        ),
+    )
 
-    Each book's share is pro rata to what it still wants (its intent minus its
-    earlier fills in this run, symbol and side). Anything nobody asked for (an
-    over-fill, an order of no run) goes to `unallocated`. A replayed execution id
-    books nothing and returns [].
-    """
-    order_id, run_id = await _order_of(conn, report.client_order_id)
+
+async def book_order_progress(conn: AsyncConnection, progress: OrderProgress) -> list[BookedFill]:
+    """Book an order's cumulative progress read over REST (what the stream has not booked)."""
+    return await _book(
+        conn,
+        _Report(
+            f"{progress.client_order_id}@{_plain(progress.filled_quantity)}",
+            progress.client_order_id,
+            progress.symbol,
+            progress.side,
+            progress.filled_quantity,
+            progress.average_price,
+            progress.at,
+            status=progress.status,
+            alpaca_order_id=progress.alpaca_order_id,
+        ),
+    )
+
+
+async def book_parked(conn: AsyncConnection, client_order_id: str) -> list[BookedFill]:
+    """Book the fills parked for an order that is now recorded (oldest progress first)."""
+    rows = await conn.execute(
+        delete(ParkedFill)
+        .where(ParkedFill.client_order_id == client_order_id)
+        .returning(ParkedFill)
+    )
+    booked = []
+    for row in sorted(rows, key=lambda r: (r.cumulative_quantity, r.key)):
+        execution = None
+        if row.execution_id is not None and row.quantity is not None and row.price is not None:
+            execution = (row.execution_id, row.quantity, row.price)
+        report = _Report(
+            row.key,
+            client_order_id,
+            row.symbol,
+            row.side,
+            row.cumulative_quantity,
+            row.average_price,
+            row.executed_at,
+            execution,
+        )
+        booked += await _book(conn, report)
+    return booked
+
+
+async def foreign_fills(conn: AsyncConnection) -> Sequence[Row[Any]]:
+    """Fills of orders that are not ours (manual trades), as reported: never in a book."""
+    result = await conn.execute(select(ForeignFill).order_by(ForeignFill.executed_at))
+    return result.all()
+
+
+async def _book(conn: AsyncConnection, report: _Report) -> list[BookedFill]:
+    order = await _lock_order(conn, report.client_order_id)
+    if order is not None:
+        return await _book_progress(conn, order, report)
+    if is_own_order(report.client_order_id):
+        await _park(conn, report)
+    else:
+        await _report_foreign(conn, report)
+    return []
+
+
+async def _lock_order(conn: AsyncConnection, client_order_id: str | None) -> Row[Any] | None:
+    """The order's row, locked: concurrent bookings of one order run one after the other."""
+    if client_order_id is None:
+        return None
+    result = await conn.execute(
+        select(BrokerOrder).where(BrokerOrder.client_order_id == client_order_id).with_for_update()
+    )
+    return result.one_or_none()
+
+
+async def _book_progress(
+    conn: AsyncConnection, order: Row[Any], report: _Report
+) -> list[BookedFill]:
+    _check(order, report)
+    await _advance(conn, order, report)
+    delta = report.cumulative - order.filled_quantity
+    if delta <= 0:
+        return []
+    price = _price_of(order, report, delta)
+    execution_id = (
+        report.execution[0]
+        if report.execution
+        else f"progress-{order.id}-{_plain(report.cumulative)}"
+    )
     whole = Posting(
-        report.execution_id,
-        run_id,
-        "",
-        report.symbol,
-        report.side,
-        report.quantity,
-        report.price,
-        report.executed_at,
+        execution_id, order.run_id, "", order.symbol, order.side, delta, price, report.at
     )
     if not await insert_execution(
-        conn, whole, kind=ExecutionKind.BROKER, side=report.side, broker_order_id=order_id
+        conn, whole, kind=ExecutionKind.BROKER, side=order.side, broker_order_id=order.id
     ):
         return []
-    remaining = await _remaining_asks(conn, run_id, report.symbol, report.side)
-    quantum = WHOLE_SHARE if report.whole_shares else QUANTITY_QUANTUM
-    pieces, excess = split_execution(report.quantity, remaining, quantum)
+    # Never booked past the order's quantity: what the broker reports beyond it is real,
+    # so it is booked, to `unallocated`, and `ledger_problems` flags the order.
+    within = min(delta, max(order.quantity - order.filled_quantity, ZERO))
+    asks = await _remaining_asks(conn, order.run_id, order.symbol, order.side)
+    pieces, excess = split_execution(within, asks, quantum_for(order.fractionable))
+    excess += delta - within
     if excess > 0:
         log.warning(
             "fill beyond what books asked for, booked to unallocated",
-            execution_id=report.execution_id,
-            symbol=report.symbol,
+            client_order_id=order.client_order_id,
+            symbol=order.symbol,
             quantity=str(excess),
         )
         pieces = _merge(pieces, Share(UNALLOCATED_BOOK, excess))
@@ -116,19 +257,129 @@ async def book_execution(conn: AsyncConnection, report: ExecutionReport) -> list
             conn, replace(whole, strategy_id=piece.strategy_id, quantity=piece.quantity)
         )
         booked.append(
-            BookedFill(piece.strategy_id, report.symbol, report.side, piece.quantity, report.price)
+            BookedFill(piece.strategy_id, order.symbol, order.side, piece.quantity, price)
         )
-    await _add_fill_totals(conn, run_id, booked)
-    if order_id is not None:
+    await _add_fill_totals(conn, order.run_id, booked)
+    await conn.execute(
+        update(BrokerOrder)
+        .where(BrokerOrder.id == order.id)
+        .values(
+            filled_quantity=BrokerOrder.filled_quantity + delta,
+            filled_value=BrokerOrder.filled_value + mul(delta, price),
+            updated_at=func.now(),
+        )
+    )
+    return booked
+
+
+async def _advance(conn: AsyncConnection, order: Row[Any], report: _Report) -> None:
+    """Move the order's status forward (never back) and learn its Alpaca id."""
+    values: dict[str, Any] = {}
+    if report.status is not None and status_moves_forward(order.status, report.status):
+        values["status"] = report.status
+    if report.alpaca_order_id is not None and order.alpaca_order_id is None:
+        values["alpaca_order_id"] = report.alpaca_order_id
+    if values:
         await conn.execute(
             update(BrokerOrder)
-            .where(BrokerOrder.id == order_id)
-            .values(
-                filled_quantity=BrokerOrder.filled_quantity + report.quantity,
-                updated_at=func.now(),
-            )
+            .where(BrokerOrder.id == order.id)
+            .values(**values, updated_at=func.now())
         )
-    return booked
+
+
+def _check(order: Row[Any], report: _Report) -> None:
+    """A report must be of its order, on the 9-decimal step, at a positive price (fail closed)."""
+    problems = []
+    if (report.symbol, report.side) != (order.symbol, order.side):
+        problems.append(f"is {report.side} {report.symbol}, the order {order.side} {order.symbol}")
+    quantities = [report.cumulative] + ([report.execution[1]] if report.execution else [])
+    if any(q < 0 or floor_to(q, QUANTITY_QUANTUM) != q for q in quantities):
+        problems.append(f"has a quantity off the 1e-9 step: {quantities}")
+    prices = [
+        p
+        for p in (report.average, report.execution[2] if report.execution else None)
+        if p is not None
+    ]
+    if any(p <= 0 for p in prices):
+        problems.append(f"has a price that is not positive: {prices}")
+    if problems:
+        raise LedgerError(
+            f"fill {report.key} of order {order.client_order_id} " + "; ".join(problems)
+        )
+
+
+def _price_of(order: Row[Any], report: _Report, delta: Decimal) -> Decimal:
+    """An in-order execution's own price, else the one making the booked average the broker's."""
+    if report.execution is not None:
+        _, quantity, price = report.execution
+        if report.cumulative - quantity == order.filled_quantity:
+            return price
+    if report.average is None:
+        if report.execution is None:
+            raise LedgerError(f"progress of {order.client_order_id} has no average price")
+        return report.execution[2]
+    owed = mul(report.cumulative, report.average) - order.filled_value
+    return WIDE.divide(owed, delta).quantize(PRICE_QUANTUM, context=WIDE)
+
+
+async def _park(conn: AsyncConnection, report: _Report) -> None:
+    execution_id, quantity, price = report.execution or (None, None, None)
+    await conn.execute(
+        insert(ParkedFill)
+        .values(
+            key=report.key,
+            client_order_id=report.client_order_id,
+            execution_id=execution_id,
+            symbol=report.symbol,
+            side=report.side,
+            quantity=quantity,
+            price=price,
+            cumulative_quantity=report.cumulative,
+            average_price=report.average,
+            executed_at=report.at,
+        )
+        .on_conflict_do_nothing(index_elements=[ParkedFill.key])
+    )
+    log.warning(
+        "fill of an unrecorded own order parked until the order is known",
+        client_order_id=report.client_order_id,
+        symbol=report.symbol,
+    )
+
+
+async def _report_foreign(conn: AsyncConnection, report: _Report) -> None:
+    """A fill that is not ours: kept for reconciliation to report, never booked."""
+    if report.execution is not None:
+        _, quantity, price = report.execution
+    else:
+        quantity, price = report.cumulative, report.average or ZERO
+    inserted = await conn.scalar(
+        insert(ForeignFill)
+        .values(
+            key=report.key,
+            client_order_id=report.client_order_id,
+            symbol=report.symbol,
+            side=report.side,
+            quantity=quantity,
+            price=price,
+            executed_at=report.at,
+        )
+        .on_conflict_do_nothing(index_elements=[ForeignFill.key])
+        .returning(ForeignFill.key)
+    )
+    if inserted is not None:
+        log.warning(
+            "fill of an order that is not ours: reported, not booked",
+            client_order_id=report.client_order_id,
+            symbol=report.symbol,
+            side=report.side,
+            quantity=str(quantity),
+        )
+
+
+def _plain(value: Decimal) -> str:
+    """A decimal without exponent or trailing zeros (10, 2.5)."""
+    return f"{value.normalize():f}"
 
 
 async def _add_fill_totals(
@@ -144,27 +395,11 @@ def _merge(pieces: list[Share], extra: Share) -> list[Share]:
     return [*others, Share(extra.strategy_id, mine + extra.quantity)]
 
 
-async def _order_of(
-    conn: AsyncConnection, client_order_id: str | None
-) -> tuple[int | None, int | None]:
-    if client_order_id is None:
-        return None, None
-    row = (
-        await conn.execute(
-            select(BrokerOrder.id, BrokerOrder.run_id).where(
-                BrokerOrder.client_order_id == client_order_id
-            )
-        )
-    ).one_or_none()
-    return (row.id, row.run_id) if row else (None, None)
-
-
 async def _remaining_asks(
     conn: AsyncConnection, run_id: int | None, symbol: str, side: Side
 ) -> list[Share]:
     """Each book's intent in (run, symbol, side) minus what it has been filled so far."""
     if run_id is None:
         return []
-    # Locking the intents serialises concurrent bookings of the same order.
     wants = await unfilled(conn, run_id, symbol=symbol, side=side, lock=True)
     return [Share(strategy_id, q) for (strategy_id, _, _), (q, _) in sorted(wants.items())]

@@ -15,7 +15,16 @@ is done in modules along the daily run's steps:
 
 from __future__ import annotations
 
-from alchemiser.books.fills import BookedFill, ExecutionReport, book_cross, book_execution
+from alchemiser.books.fills import (
+    BookedFill,
+    ExecutionReport,
+    OrderProgress,
+    book_cross,
+    book_execution,
+    book_order_progress,
+    book_parked,
+    foreign_fills,
+)
 from alchemiser.books.funding import (
     SyncResult,
     apply_allocation,
@@ -47,15 +56,19 @@ __all__ = [
     "BrokerOrderRecord",
     "ExecutionReport",
     "LedgerError",
+    "OrderProgress",
     "RunRecord",
     "SyncResult",
     "affordable_buy_orders",
     "apply_allocation",
     "book_cross",
     "book_execution",
+    "book_order_progress",
+    "book_parked",
     "deposit",
     "ensure_unallocated",
     "find_broker_orders",
+    "foreign_fills",
     "load_books",
     "load_intents",
     "net_run",

@@ -168,9 +168,51 @@ class BrokerOrder(Base):
     quantity: Mapped[Decimal] = mapped_column(Quantity)
     limit_price: Mapped[Decimal | None] = mapped_column(Money)
     status: Mapped[str] = mapped_column(String(32))
+    # What the ledger has booked of this order so far (quantity, and Σ quantity × price):
+    # the broker's cumulative progress is booked as the difference from these.
     filled_quantity: Mapped[Decimal] = mapped_column(Quantity, server_default=text("0"))
+    filled_value: Mapped[Decimal] = mapped_column(Money, server_default=text("0"))
+    # Non-fractionable assets are split between books in whole shares.
+    fractionable: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     submitted_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
+
+
+class ParkedFill(Base):
+    """A fill of one of our client order ids whose order row is not recorded yet.
+
+    Booked (and deleted) when the order is recorded or adopted. `key`: the
+    execution id, or `<client order id>@<cumulative quantity>` for a REST report.
+    """
+
+    __tablename__ = "parked_fills"
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    client_order_id: Mapped[str] = mapped_column(String(128), index=True)
+    execution_id: Mapped[str | None] = mapped_column(String(128))
+    symbol: Mapped[str] = mapped_column(String(SYMBOL_LENGTH))
+    side: Mapped[str] = mapped_column(String(4))
+    quantity: Mapped[Decimal | None] = mapped_column(Quantity)
+    price: Mapped[Decimal | None] = mapped_column(Money)
+    cumulative_quantity: Mapped[Decimal] = mapped_column(Quantity)
+    average_price: Mapped[Decimal | None] = mapped_column(Money)
+    executed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    parked_at: Mapped[datetime] = _now()
+
+
+class ForeignFill(Base):
+    """A fill of an order that is not ours (a manual trade): reported, never booked."""
+
+    __tablename__ = "foreign_fills"
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    client_order_id: Mapped[str | None] = mapped_column(String(128))
+    symbol: Mapped[str] = mapped_column(String(SYMBOL_LENGTH))
+    side: Mapped[str] = mapped_column(String(4))
+    quantity: Mapped[Decimal] = mapped_column(Quantity)
+    price: Mapped[Decimal] = mapped_column(Money)
+    executed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seen_at: Mapped[datetime] = _now()
 
 
 class Execution(Base):

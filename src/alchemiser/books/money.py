@@ -12,6 +12,9 @@ from decimal import ROUND_FLOOR, Context, Decimal, Inexact
 # Alpaca's fractional shares have 9 decimals; so do the ledger's quantities.
 QUANTITY_QUANTUM = Decimal("0.000000001")
 WHOLE_SHARE = Decimal(1)
+# A price derived from an order's average (REST progress, split cost): exact to 1e-12,
+# so quantity × price stays exact and adds up to the broker's average to far below a cent.
+PRICE_QUANTUM = Decimal("1e-12")
 ZERO = Decimal(0)
 # Wide enough that sums and products of ledger values never round.
 EXACT = Context(prec=60, traps=[Inexact])

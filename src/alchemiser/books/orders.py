@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import Boolean, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from alchemiser.books.fills import book_parked
 from alchemiser.books.models import BrokerOrder
 from alchemiser.books.planner import Side
 from alchemiser.books.runs import add_run_totals
@@ -28,6 +29,8 @@ class BrokerOrderRecord:
     status: str
     limit_price: Decimal | None = None
     alpaca_order_id: str | None = None
+    # Non-fractionable assets are split between books in whole shares.
+    fractionable: bool = field(kw_only=True)
 
 
 async def record_broker_order(conn: AsyncConnection, order: BrokerOrderRecord) -> int:
@@ -43,6 +46,7 @@ async def record_broker_order(conn: AsyncConnection, order: BrokerOrderRecord) -
         "limit_price": order.limit_price,
         "status": order.status,
         "alpaca_order_id": order.alpaca_order_id,
+        "fractionable": order.fractionable,
     }
     statement = insert(BrokerOrder).values(**values)
     upsert = statement.on_conflict_do_update(
@@ -62,6 +66,7 @@ async def record_broker_order(conn: AsyncConnection, order: BrokerOrderRecord) -
     row = (await conn.execute(upsert.returning(BrokerOrder.id, inserted))).one()
     if row.inserted:
         await add_run_totals(conn, order.run_id, broker_orders=1)
+        await book_parked(conn, order.client_order_id)
     order_id: int = row.id
     return order_id
 
@@ -83,6 +88,7 @@ async def find_broker_orders(conn: AsyncConnection, run_id: int) -> list[BrokerO
             r.status,
             r.limit_price,
             r.alpaca_order_id,
+            fractionable=r.fractionable,
         )
         for r in rows
     ]

@@ -29,6 +29,7 @@ from alchemiser.books.models import (
 )
 from alchemiser.books.money import ZERO, add, mul
 from alchemiser.books.planner import Side
+from alchemiser.settings import UNALLOCATED_BOOK
 
 
 class LedgerError(RuntimeError):
@@ -165,8 +166,13 @@ async def _close_lots_fifo(
         left -= take
         cost = add(cost, mul(take, cost_price))
         realised = add(realised, pnl)
-    if left > 0:
+    if left > 0 and strategy_id != UNALLOCATED_BOOK:
         raise LedgerError(f"book {strategy_id} would sell {left} {symbol} more than it holds")
+    # A broker sale beyond what the books asked for really happened: `unallocated` goes
+    # short (no lot; `ledger_problems` reports it) rather than the booking being refused.
+    cost = add(cost, mul(left, price))
+    if not closures:
+        return cost, realised
     await conn.execute(
         update(Lot)
         .where(Lot.id == bindparam("lot"))

@@ -158,6 +158,8 @@ _CONSISTENCY_CHECKS = {
         HAVING CASE WHEN e.kind = 'cross'
                     THEN sum(f.quantity) <> 2 * e.quantity
                     ELSE sum(f.quantity) <> e.quantity END""",
+    "order booked past its quantity": """
+        SELECT client_order_id FROM broker_orders WHERE filled_quantity > quantity""",
     "a book is short": "SELECT strategy_id, symbol FROM book_holdings WHERE quantity < 0",
     # A fill that strayed above the reference price by more than phase 2's headroom.
     "book cash is negative": "SELECT id FROM strategies WHERE cash < 0",
