@@ -24,12 +24,15 @@ def _heads() -> list[str]:
 HEADS = _heads()
 
 
-def alchemiser(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def alchemiser(
+    *args: str, env: dict[str, str] | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("ALCHEMISER_", "ALPACA_"))}
     return subprocess.run(
         [sys.executable, "-m", "alchemiser.cli", *args],
         env={**base, **(env or {})},
         cwd=REPO_ROOT,
+        input=input,
         capture_output=True,
         text=True,
         timeout=120,
