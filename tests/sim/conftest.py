@@ -20,7 +20,8 @@ from alpaca.trading.models import TradeUpdate
 from alpaca.trading.stream import TradingStream
 
 from alchemiser.market_calendar import NEW_YORK
-from alchemiser.sim import SimThread
+from alchemiser.sim import SimConfig, SimThread
+from alchemiser.sim.core import TUNABLE
 
 SEED = 7
 # A Wednesday morning in the middle of a regular session.
@@ -109,8 +110,10 @@ def sim() -> Iterator[SimThread]:
 @pytest.fixture(autouse=True)
 def fresh_sim(sim: SimThread) -> Iterator[None]:
     sim.reset()
-    sim.set_clock(now=BASE_NOW, speed=1.0)
-    sim.configure(fill_wait_scale=FILL_WAIT_SCALE, partial_fill_notional=Decimal(50000))
+    sim.set_clock(now=BASE_NOW, speed=1.0, virtual=False)
+    defaults = {name: getattr(SimConfig(), name) for name in TUNABLE}
+    defaults.update(fill_wait_scale=FILL_WAIT_SCALE, partial_fill_notional=Decimal(50000))
+    sim.configure(**defaults)
     yield
     # The broker's index of open orders agrees with the orders' statuses, whatever
     # the test did to them (fills, replaces, cancels, expiries, rejections).

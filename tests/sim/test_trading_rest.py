@@ -188,8 +188,10 @@ def test_replace_creates_new_order_and_marks_old_replaced(trading: TradingClient
     assert new.id != old.id
     assert str(new.replaces) == str(old.id)
     assert Decimal(new.qty) == 3 and Decimal(new.limit_price) == Decimal("1.5")
+    # Replace and cancel resolve asynchronously (pending_replace, then replaced).
+    wait_until(lambda: trading.get_order_by_id(old.id).status == OrderStatus.REPLACED)
+    wait_until(lambda: trading.get_order_by_id(new.id).status == OrderStatus.NEW)
     again = trading.get_order_by_id(old.id)
-    assert again.status == OrderStatus.REPLACED
     assert str(again.replaced_by) == str(new.id)
     unchanged = api_error(trading.replace_order_by_id, new.id, ReplaceOrderRequest(limit_price=1.5))
     assert (unchanged.status_code, unchanged.code) == (403, 40310000)
@@ -199,15 +201,17 @@ def test_cancel_one_all_and_errors(trading: TradingClient) -> None:
     a = trading.submit_order(limit("SPY", 1, 1.0))
     b = trading.submit_order(limit("QQQ", 1, 1.0))
     c = trading.submit_order(limit("IWM", 1, 1.0))
+    for order in (a, b, c):  # POST answers pending_new; only live orders are pending_cancel
+        wait_until(lambda o=order: trading.get_order_by_id(o.id).status == OrderStatus.NEW)
     assert trading.cancel_order_by_id(a.id) is None
-    assert trading.get_order_by_id(a.id).status == OrderStatus.CANCELED
+    wait_until(lambda: trading.get_order_by_id(a.id).status == OrderStatus.CANCELED)
     err = api_error(trading.cancel_order_by_id, a.id)
     assert (err.status_code, err.code) == (422, 42210000)
     missing = api_error(trading.cancel_order_by_id, "00000000-0000-4000-8000-000000000000")
     assert (missing.status_code, missing.code) == (404, 40410000)
     responses = trading.cancel_orders()
     assert {str(r.id) for r in responses} == {str(b.id), str(c.id)}
-    assert trading.get_orders() == []
+    wait_until(lambda: trading.get_orders() == [])
 
 
 def test_close_position_sells_everything(trading: TradingClient) -> None:

@@ -128,11 +128,15 @@ class BarFormatter:
         self.model = model
         self.times = time_grid(model)
         self._raw: OrderedDict[str, BarRecords] = OrderedDict()
+        self._seed = model.seed  # a reseeded model makes every cached record stale
 
     def records(self, symbol: str, hi: int, adjustment: str) -> BarRecords:
         """Records for model indices [0, hi) of `symbol` under `adjustment`."""
         if symbol in self.model.actions:
             return self._adjusted(symbol, self.model.history(symbol), hi, adjustment)
+        if self._seed != self.model.seed:
+            self._raw.clear()
+            self._seed = self.model.seed
         cached = self._raw.get(symbol)
         if cached is None or cached.rows < hi:
             cached = self._raw[symbol] = self._render_raw(self.model.history(symbol), hi)

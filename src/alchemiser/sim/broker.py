@@ -8,7 +8,6 @@ at the close, and resting limits fill when the moving quote crosses them.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
 import re
@@ -39,9 +38,13 @@ from alchemiser.sim.market import (
     tick_for,
     unit_interval,
 )
-from alchemiser.sim.wire import parse_decimal
+from alchemiser.sim.timeline import Timeline, Timer
+from alchemiser.sim.wire import dec_str, parse_decimal
 
-OPEN_STATUSES = frozenset({"new", "partially_filled", "accepted", "pending_new"})
+PENDING_STATUSES = frozenset({"pending_replace", "pending_cancel"})
+# Live at the exchange: these fill (an order pending a replace or cancel still can).
+LIVE_STATUSES = frozenset({"new", "partially_filled"}) | PENDING_STATUSES
+OPEN_STATUSES = LIVE_STATUSES | {"accepted", "pending_new"}
 QTY_QUANTUM = Decimal("0.000000001")  # Alpaca accepts up to 9 decimals
 AVG_PRICE_QUANTUM = Decimal("0.000001")
 # Buying power held back for a market buy, over the ask, against the price moving.
@@ -52,6 +55,8 @@ LIMIT_FILL_MEAN_AT_MID_S = 120.0
 # Simulated seconds between the parts of an order that fills in pieces.
 PARTIAL_FILL_GAP_S = 2.0
 MAX_FILL_PARTS = 4
+# A random partial fill (config.partial_fill_probability) takes this share of what remains.
+PARTIAL_SHARE_RANGE = (0.1, 0.9)
 # Market impact: basis points per $10,000 of notional in one execution, capped.
 IMPACT_BPS_PER_10K = Decimal("0.5")
 MAX_IMPACT_BPS = Decimal("50")
@@ -89,12 +94,17 @@ class Order:
     filled_qty: Decimal = Decimal(0)
     filled_avg_price: Decimal | None = None
     expires_at: float | None = None  # close of the session a DAY order lives in
-    fill_handle: asyncio.TimerHandle | None = field(default=None, repr=False)
+    timer: Timer | None = field(default=None, repr=False)  # its next fill or acknowledgement
     parts_left: int = 1
+    rng: random.Random = field(default_factory=random.Random, repr=False)
 
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE_STATUSES
 
     @property
     def remaining(self) -> Decimal:
@@ -129,30 +139,38 @@ class Faults:
     reject_reason: str = "rejected by simulator"
 
 
+def _is_whole(qty: Decimal) -> bool:
+    return qty == qty.to_integral_value()
+
+
 class Broker:
     """One paper account: the REST handlers call it; it publishes trade updates."""
 
     def __init__(
-        self, config: SimConfig, clock: SimClock, market: MarketModel, publish: Publisher
+        self,
+        config: SimConfig,
+        clock: SimClock,
+        market: MarketModel,
+        timeline: Timeline,
+        publish: Publisher,
     ) -> None:
         self.config = config
         self.clock = clock
         self.market = market
+        self.timeline = timeline
         self.publish = publish
         high, low = stable_hash(config.seed, "account"), stable_hash(config.seed, "account", 2)
         self.account_id = str(uuid.UUID(int=(high << 64) | low))
         self.account_number = f"PA{stable_hash(config.seed, 'number') % 10**10:010d}"
         self.faults = Faults()
         self.asset_flags: dict[str, AssetFlags] = {}
-        self._rng = random.Random(config.seed)
         self.generation = -1
         self.reset(config.cash, config.seed)
 
     def reset(self, cash: Decimal, seed: int | None = None) -> None:
         """A fresh account. With a seed, everything restarts from it (the same requests then
         give the same ids); without one, ids continue in a new generation, never reused."""
-        for order in getattr(self, "open_orders", {}).values():  # only open orders have timers
-            self._cancel_timer(order)
+        self.timeline.clear()
         self.cash = cash
         if seed is not None:
             self.config.seed = seed
@@ -163,6 +181,7 @@ class Broker:
         # close will post the day's fees.
         self.pending_actions: list[tuple[str, CorporateAction]] = []
         self.next_close_index = self.market.session_index(self.clock.epoch())
+        self.halted: set[str] = set()  # symbols in a trading halt
         self.positions: dict[str, Position] = {}
         self.orders: dict[str, Order] = {}  # every order since the reset, never pruned
         # The open ones, in submission order: what every tick and check loops over.
@@ -238,15 +257,15 @@ class Broker:
     # --- orders: submit ----------------------------------------------------------------
 
     def submit(self, body: dict[str, Any]) -> Order:
+        """Answered `pending_new` in a session (then `new` on the stream), else `accepted`."""
         order = self._build_order(body)
         self._validate(order)
+        self._store(order)
         if self.faults.reject_next_orders > 0:
             self.faults.reject_next_orders -= 1
-            self._store(order)
-            asyncio.get_running_loop().call_soon(self._reject, order)
-            return order
-        self._store(order)
-        self._go_live_or_queue(order)
+            self.timeline.after(0.0, self._reject, order)
+        else:
+            self._admit(order)
         return order
 
     def _build_order(self, body: dict[str, Any]) -> Order:
@@ -283,11 +302,19 @@ class Broker:
             created_at=now,
             updated_at=now,
             submitted_at=now,
+            rng=self._order_rng(cid),
         )
+
+    def _order_rng(self, client_order_id: str) -> random.Random:
+        """Each order's own random stream, from the seed and its client order id."""
+        ids = self.ids
+        return random.Random(stable_hash(ids.seed, ids.generation, "order", client_order_id))
 
     def _validate(self, order: Order, replacing: Order | None = None) -> None:
         if order.client_order_id in self.by_client_id:
             raise SimError(422, CODE_BAD_REQUEST, "client_order_id must be unique")
+        if order.symbol in self.halted:
+            raise SimError(422, CODE_UNPROCESSABLE, f"trading is halted for {order.symbol}")
         flags = self.flags(order.symbol)
         if not flags.tradable:
             raise SimError(422, CODE_UNPROCESSABLE, f"asset {order.symbol} is not tradable")
@@ -353,8 +380,8 @@ class Broker:
         available = self.qty_available(order.symbol, exclude=replacing)
         if wanted > available:
             raise forbidden(
-                f"insufficient qty available for order (requested: {wanted}, "
-                f"available: {available.normalize()})"
+                f"insufficient qty available for order (requested: {dec_str(wanted)}, "
+                f"available: {dec_str(available)})"
             )
 
     def _store(self, order: Order) -> None:
@@ -374,12 +401,28 @@ class Broker:
         order.failed_at = order.updated_at = self.clock.epoch()
         self.publish("rejected", order, {})
 
-    def _go_live_or_queue(self, order: Order, now: float | None = None) -> None:
-        """Live now if the market is open; otherwise accepted until the next open."""
-        now = self.clock.epoch() if now is None else now
+    def _admit(self, order: Order) -> None:
+        """A new order: acknowledged after a latency in a session, else queued (accepted)."""
+        now = self.clock.epoch()
         opens, closes = self.market.session_bounds(self.market.session_index(now))
         if order.time_in_force == "day":
             order.expires_at = closes
+        if opens <= now:
+            order.status = "pending_new"
+            order.timer = self.timeline.after(self.config.ack_latency_s, self._acknowledge, order)
+        else:
+            order.status = "accepted"
+
+    def _acknowledge(self, order: Order) -> None:
+        order.timer = None
+        if order.status == "pending_new":
+            order.status = "accepted"
+            self._go_live_or_queue(order)
+
+    def _go_live_or_queue(self, order: Order, now: float | None = None) -> None:
+        """An accepted order goes live if the market is open; otherwise it waits."""
+        now = self.clock.epoch() if now is None else now
+        opens, _ = self.market.session_bounds(self.market.session_index(now))
         if opens <= now:
             self._go_live(order)
 
@@ -397,6 +440,8 @@ class Broker:
     def _schedule_fill(self, order: Order, quote: Quote | None = None) -> None:
         """Arrange the next execution of a live order, if it can fill at all."""
         self._cancel_timer(order)
+        if not self.config.auto_fill or order.symbol in self.halted:
+            return
         quote = quote or self.quote(order.symbol)
         if order.type == "market" or self._marketable(order, quote):
             delay_s = 0.0
@@ -404,13 +449,11 @@ class Broker:
             mean = self._limit_wait_mean(order, quote)
             if mean is None:
                 return  # behind the near side: fills only if the market moves through it
-            delay_s = self._rng.expovariate(1.0 / mean) if mean > 0 else 0.0
+            delay_s = order.rng.expovariate(1.0 / mean) if mean > 0 else 0.0
         self._after(order, delay_s)
 
     def _after(self, order: Order, sim_seconds: float) -> None:
-        real = self.clock.real_seconds(sim_seconds) * self.config.fill_wait_scale
-        loop = asyncio.get_running_loop()
-        order.fill_handle = loop.call_later(real, self._fill_step, order.id)
+        order.timer = self.timeline.after(sim_seconds, self._fill_step, order)
 
     @staticmethod
     def _limit_wait_mean(order: Order, quote: Quote) -> float | None:
@@ -431,14 +474,15 @@ class Broker:
             return order.limit_price >= quote.ask
         return order.limit_price <= quote.bid
 
-    def _fill_step(self, order_id: str) -> None:
-        order = self.orders.get(order_id)
-        if order is None or order.status not in ("new", "partially_filled"):
+    def _fill_step(self, order: Order) -> None:
+        order.timer = None
+        if not order.is_live or order.symbol in self.halted:
             return
-        order.fill_handle = None
         if not self.market.calendar.is_open(self.clock.now()):
             return  # a GTC order overnight: the tick reschedules it after the open
         quote = self.quote(order.symbol)
+        if order.limit_price is not None and self._limit_wait_mean(order, quote) is None:
+            return  # the market moved away from the limit: the tick waits for it to return
         if order.parts_left == 1 and order.filled_qty == 0:
             order.parts_left = self._parts_for(order, quote)
         price = self._execution_price(order, quote)
@@ -446,9 +490,9 @@ class Broker:
         if qty <= 0:
             return
         self._execute(order, qty, price)
-        if order.status == "partially_filled":
+        if order.filled_qty < (order.qty or 0):
             order.parts_left = max(order.parts_left - 1, 1)
-            self._after(order, PARTIAL_FILL_GAP_S * (0.5 + self._rng.random()))
+            self._after(order, PARTIAL_FILL_GAP_S * (0.5 + order.rng.random()))
 
     def _parts_for(self, order: Order, quote: Quote) -> int:
         notional = order.notional or order.remaining * quote.last
@@ -471,12 +515,17 @@ class Broker:
     def _execution_qty(self, order: Order, price: Decimal) -> Decimal:
         if order.notional is not None:
             return (order.notional / price).quantize(QTY_QUANTUM, rounding=ROUND_DOWN)
-        if order.parts_left <= 1:
+        share = 1.0 / order.parts_left
+        if order.rng.random() < self.config.partial_fill_probability:  # whatever the size
+            share *= PARTIAL_SHARE_RANGE[0] + order.rng.random() * (
+                PARTIAL_SHARE_RANGE[1] - PARTIAL_SHARE_RANGE[0]
+            )
+        if share >= 1.0:
             return order.remaining
-        part = order.remaining / order.parts_left
         whole = order.qty == order.qty.to_integral_value() if order.qty is not None else False
+        part = order.remaining * Decimal(str(share))
         part = part.to_integral_value(ROUND_DOWN) if whole else part.quantize(QTY_QUANTUM)
-        return max(part, Decimal(1) if whole else QTY_QUANTUM)
+        return min(max(part, Decimal(1) if whole else QTY_QUANTUM), order.remaining)
 
     def _execute(self, order: Order, qty: Decimal, price: Decimal) -> None:
         now = self.clock.epoch()
@@ -489,9 +538,10 @@ class Broker:
         order.updated_at = now
         done = order.filled_qty >= (order.qty or 0)
         if done:
+            self._cancel_timer(order)
             self._close(order, "filled")
             order.filled_at = now
-        else:
+        elif order.status not in PENDING_STATUSES:  # a pending replace or cancel stays pending
             order.status = "partially_filled"
         position_qty = self._book_fill(order.symbol, order.side, qty, price)
         self.activities.fill(order, qty, price, now, done)
@@ -542,27 +592,50 @@ class Broker:
         return order
 
     def replace(self, order_id: str, body: dict[str, Any]) -> Order:
+        """Alpaca's replace: the old order goes `pending_replace` (and may still fill); the
+        new one, answered `pending_new`, goes live only if the old one has not filled by
+        the time the replace resolves. Without `qty` the new order takes the old one's
+        ORIGINAL quantity, even after a partial fill (Alpaca-API#165)."""
         old = self.get(order_id)
-        if not old.is_open:
-            raise SimError(422, CODE_UNPROCESSABLE, "order is not replaceable")
+        if old.status not in ("new", "partially_filled"):
+            raise SimError(422, CODE_UNPROCESSABLE, f"order is not replaceable ({old.status})")
+        if old.notional is not None:
+            raise SimError(422, CODE_UNPROCESSABLE, "notional orders cannot be replaced")
         qty = parse_decimal(body.get("qty"), "qty")
         limit = parse_decimal(body.get("limit_price"), "limit_price")
         tif = body.get("time_in_force") or old.time_in_force
+        if qty is not None and not (_is_whole(qty) and old.qty is not None and _is_whole(old.qty)):
+            raise SimError(422, CODE_UNPROCESSABLE, "fractional orders cannot change qty")
         if (
-            (qty is None or qty == old.remaining)
+            (qty is None or qty == old.qty)
             and (limit is None or limit == old.limit_price)
             and tif == old.time_in_force
         ):
             raise forbidden("order parameters are not changed")
+        new = self._replacement(old, body, qty, limit, str(tif))
+        self._validate(new, replacing=old)
+        old.status = old_status = "pending_replace"
+        old.updated_at = new.created_at
+        self._store(new)
+        new.status = "pending_new"
+        self.publish(old_status, old, {})
+        latency = self.config.replace_latency_s
+        self.timeline.after(latency, self._resolve_replace, old, new)
+        return new
+
+    def _replacement(
+        self, old: Order, body: dict[str, Any], qty: Decimal | None, limit: Decimal | None, tif: str
+    ) -> Order:
         now = self.clock.epoch()
-        new = Order(
+        cid = str(body.get("client_order_id") or self.ids.uuid("client_order"))
+        return Order(
             id=self.ids.uuid("order"),
-            client_order_id=str(body.get("client_order_id") or self.ids.uuid("client_order")),
+            client_order_id=cid,
             symbol=old.symbol,
             side=old.side,
             type=old.type,
-            time_in_force=str(tif),
-            qty=qty if qty is not None else old.remaining,
+            time_in_force=tif,
+            qty=qty if qty is not None else old.qty,  # the original quantity, as Alpaca does
             notional=None,
             limit_price=limit if limit is not None else old.limit_price,
             extended_hours=old.extended_hours,
@@ -570,29 +643,74 @@ class Broker:
             updated_at=now,
             submitted_at=now,
             replaces=old.id,
+            expires_at=old.expires_at if tif == old.time_in_force else None,
+            rng=self._order_rng(cid),
         )
-        self._validate(new, replacing=old)
+
+    def _resolve_replace(self, old: Order, new: Order) -> None:
+        now = self.clock.epoch()
+        if (
+            old.status != "pending_replace"
+        ):  # filled (or expired) meanwhile: the new one never lives
+            self._close(new, "rejected")
+            new.failed_at = new.updated_at = now
+            self.publish("order_replace_rejected", old, {})
+            return
         self._cancel_timer(old)
         self._close(old, "replaced")
         old.replaced_at = old.updated_at = now
         old.replaced_by = new.id
-        self._store(new)
         self.publish("replaced", old, {})
-        self._go_live_or_queue(new)
-        return new
+        new.status = "accepted"
+        if new.time_in_force == "day" and new.expires_at is None:
+            new.expires_at = self.market.session_bounds(self.market.session_index(now))[1]
+        self._go_live_or_queue(new, now)
 
     def cancel(self, order_id: str) -> Order:
+        """The order goes `pending_cancel` (and may still fill) until the cancel resolves."""
         order = self.get(order_id)
-        if not order.is_open:
+        if not order.is_open or order.status in PENDING_STATUSES:
             raise SimError(422, CODE_UNPROCESSABLE, "order is not cancelable")
+        if order.status in ("accepted", "pending_new"):  # not at the exchange: gone at once
+            self._cancel_now(order)
+            return order
+        order.status = "pending_cancel"
+        order.updated_at = self.clock.epoch()
+        self.publish("pending_cancel", order, {})
+        self.timeline.after(self.config.cancel_latency_s, self._resolve_cancel, order)
+        return order
+
+    def _resolve_cancel(self, order: Order) -> None:
+        if order.status == "pending_cancel":
+            self._cancel_now(order)
+        elif order.status == "filled":
+            self.publish("order_cancel_rejected", order, {})
+
+    def _cancel_now(self, order: Order) -> None:
         self._cancel_timer(order)
         self._close(order, "canceled")
         order.canceled_at = order.updated_at = self.clock.epoch()
         self.publish("canceled", order, {})
-        return order
 
     def cancel_all(self) -> list[Order]:
-        return [self.cancel(o.id) for o in list(self.open_orders.values())]
+        return [
+            self.cancel(o.id)
+            for o in list(self.open_orders.values())
+            if o.status not in PENDING_STATUSES
+        ]
+
+    def fill_now(self, order: Order, qty: Decimal | None, price: Decimal | None) -> Order:
+        """A scripted execution (admin): `qty` (default: what remains) at `price` (default:
+        the limit, or the far side of the quote), now, whatever the market model says."""
+        if not order.is_live or order.symbol in self.halted:
+            raise SimError(422, CODE_UNPROCESSABLE, f"order cannot fill ({order.status})")
+        qty = order.remaining if qty is None else qty
+        if not 0 < qty <= order.remaining:
+            raise bad_request(f"fill qty must be > 0 and <= {order.remaining.normalize()}")
+        if price is None:
+            price = order.limit_price or self._far_side(order, self.quote(order.symbol))
+        self._execute(order, qty, price)
+        return order
 
     def close_position(self, symbol: str, qty: Decimal | None, percentage: Decimal | None) -> Order:
         held = self.positions.get(symbol)
@@ -606,7 +724,7 @@ class Broker:
         # Closing a position first cancels the open orders that would block it.
         for o in list(self.open_orders.values()):
             if o.symbol == symbol:
-                self.cancel(o.id)
+                self._cancel_now(o)
         return self.submit(
             {
                 "symbol": symbol,
@@ -619,11 +737,18 @@ class Broker:
 
     @staticmethod
     def _cancel_timer(order: Order) -> None:
-        if order.fill_handle is not None:
-            order.fill_handle.cancel()
-            order.fill_handle = None
+        if order.timer is not None:
+            order.timer.cancel()
+            order.timer = None
 
     # --- clock ---------------------------------------------------------------------------
+
+    def waits_on_market(self) -> bool:
+        """Whether a live order waits for the moving price to reach it (virtual time)."""
+        return self.config.auto_fill and any(
+            o.is_live and o.timer is None and o.symbol not in self.halted
+            for o in self.open_orders.values()
+        )
 
     def on_tick(self) -> None:
         """Opens, closes and price moves since the last tick (the clock may have jumped)."""
@@ -638,7 +763,7 @@ class Broker:
                 self._expire(order, order.expires_at)
             elif order.status == "accepted":
                 self._go_live_or_queue(order, now)
-            elif order.fill_handle is None and market_open:
+            elif order.is_live and order.timer is None and market_open:
                 # Waiting for the market: it moved through the limit, or it (re)opened.
                 quote = quotes.get(order.symbol)
                 if quote is None:
@@ -700,5 +825,5 @@ class Broker:
         """After the admin moves the clock: reschedule live orders against the new quotes."""
         self.on_tick()
         for order in self.open_orders.values():
-            if order.status in ("new", "partially_filled") and order.fill_handle is not None:
+            if order.is_live and order.timer is not None:
                 self._schedule_fill(order)

@@ -29,6 +29,11 @@ class SimClock:
         if speed is not None:
             self.speed = speed
 
+    def jump_to(self, epoch: float) -> None:
+        """Exactly `epoch` (no round trip through datetime), keeping the speed."""
+        self.anchor_wall = time.time()
+        self.anchor_sim = epoch
+
     def advance(self, seconds: float) -> None:
         self.set(datetime.fromtimestamp(self.epoch() + seconds, UTC))
 

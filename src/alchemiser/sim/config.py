@@ -32,3 +32,14 @@ class SimConfig:
     partial_fill_notional: Decimal = Decimal("50000")
     # Seconds (real) between quote pushes on the data stream.
     quote_interval: float = 0.5
+    # Simulated seconds before a POST is acknowledged (pending_new -> new), and before a
+    # replace or cancel resolves (the old order may fill meanwhile).
+    ack_latency_s: float = 0.02
+    replace_latency_s: float = 0.2
+    cancel_latency_s: float = 0.2
+    # False: orders fill only when the admin API fills them (scripted tests).
+    auto_fill: bool = True
+    # Chance that an execution is partial, whatever the order's size.
+    partial_fill_probability: float = 0.0
+    # Virtual time: the clock moves only when the admin advances it.
+    virtual_time: bool = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -14,8 +15,22 @@ from alchemiser.sim.config import SimConfig
 from alchemiser.sim.errors import bad_request
 from alchemiser.sim.market import CorporateAction, MarketModel
 from alchemiser.sim.streams import StreamHub
+from alchemiser.sim.timeline import Timeline
+from alchemiser.sim.views import order_json
 
 RETRYABLE_FAULTS = frozenset({429, 500, 502, 503, 504})
+# Virtual time looks at the market this often (simulated seconds) while orders wait on it.
+VIRTUAL_STEP_S = 1.0
+# Settings the admin API may change at run time (SimConfig fields).
+TUNABLE = (
+    "fill_wait_scale",
+    "partial_fill_notional",
+    "partial_fill_probability",
+    "ack_latency_s",
+    "replace_latency_s",
+    "cancel_latency_s",
+    "auto_fill",
+)
 
 
 class Simulator:
@@ -23,12 +38,14 @@ class Simulator:
 
     def __init__(self, config: SimConfig) -> None:
         self.config = config
-        self.clock = SimClock(config.now, config.speed)
+        self.clock = SimClock(config.now, 0.0 if config.virtual_time else config.speed)
+        self.timeline = Timeline(self.clock, lambda: config.fill_wait_scale)
+        self.timeline.virtual = config.virtual_time
         self.market = MarketModel(config.seed, get_calendar(), config.history_start)
         self._trade_ids = itertools.count(1)  # one sequence for every trade the sim reports
         keys = (config.api_key, config.secret_key)
         self.hub = StreamHub(self.clock, self.market, keys, self.next_trade_id)
-        self.broker = Broker(config, self.clock, self.market, self.hub.publish)
+        self.broker = Broker(config, self.clock, self.market, self.timeline, self.hub.publish)
 
     def next_trade_id(self) -> int:
         """The id of the next market-data trade (REST and stream alike)."""
@@ -54,14 +71,49 @@ class Simulator:
         }
 
     def set_clock(
-        self, now: datetime | None = None, speed: float | None = None, advance: float | None = None
+        self,
+        now: datetime | None = None,
+        speed: float | None = None,
+        advance: float | None = None,
+        virtual: bool | None = None,
     ) -> dict[str, Any]:
+        """Set, speed up or advance the clock. In virtual time the clock stands still
+        between calls, and moving it forward fires every event that falls due, in order."""
+        if virtual is not None:
+            self.config.virtual_time = virtual
+            self.timeline.set_virtual(virtual)
+            self.clock.set(speed=0.0 if virtual else (speed if speed is not None else 1.0))
+        if self.timeline.virtual:
+            if now is not None:
+                if now.timestamp() > self.clock.epoch():
+                    self._advance_to(now.timestamp())
+                else:
+                    self.clock.jump_to(now.timestamp())
+            if advance:
+                self._advance_to(self.clock.epoch() + advance)
+            self.broker.on_clock_jump()
+            return self.state()
         if now is not None or speed is not None:
             self.clock.set(now, speed)
         if advance:
             self.clock.advance(advance)
         self.broker.on_clock_jump()
         return self.state()
+
+    def _advance_to(self, target: float) -> None:
+        self.timeline.advance_to(target, self.broker.on_tick, self._next_market_step)
+
+    def _next_market_step(self, now: float) -> float:
+        """When the market next needs a look: every step while live orders wait on the
+        moving price, else the next open or close (queued orders, expiries, fees)."""
+        opens, closes = self.market.session_bounds(self.market.session_index(now))
+        if now < opens:
+            return opens
+        if now >= closes:
+            return math.inf  # past the model's last session
+        if self.broker.waits_on_market():
+            return min(now + VIRTUAL_STEP_S, closes)
+        return closes
 
     def fund(self, amount: Decimal) -> dict[str, Any]:
         self.broker.cash += amount
@@ -87,14 +139,51 @@ class Simulator:
             "last": str(quote.last),
         }
 
-    def reset(self, cash: Decimal | None = None) -> dict[str, Any]:
-        self.broker.reset(cash if cash is not None else self.config.cash)
-        self.market.price_overrides.clear()
-        self.market.spread_overrides.clear()
-        self.market.actions.clear()
-        self.market.unknown.clear()
+    def reset(self, cash: Decimal | None = None, seed: int | None = None) -> dict[str, Any]:
+        """A fresh account and market. `seed` reseeds everything (prices, ids, fills)."""
+        self.timeline.clear()
+        if seed is not None:
+            self.market.reseed(seed)
+            self._trade_ids = itertools.count(1)
+        else:
+            self.market.price_overrides.clear()
+            self.market.spread_overrides.clear()
+            self.market.actions.clear()
+            self.market.unknown.clear()
+            self.market.frozen.clear()
+        self.broker.reset(cash if cash is not None else self.config.cash, seed)
         self.broker.asset_flags.clear()
+        self.hub.reset_faults()
         return self.state()
+
+    def fill(
+        self,
+        order_id: str | None = None,
+        client_order_id: str | None = None,
+        qty: Decimal | None = None,
+        price: Decimal | None = None,
+    ) -> dict[str, Any]:
+        """Fill an order (or part of it) now, at a given price: scripted executions."""
+        if order_id:
+            order = self.broker.get(order_id)
+        elif client_order_id:
+            order = self.broker.get_by_client_id(client_order_id)
+        else:
+            raise bad_request("order_id or client_order_id is required")
+        return order_json(self.broker.fill_now(order, qty, price))
+
+    def halt(self, symbol: str, halted: bool = True) -> dict[str, Any]:
+        """A trading halt: resting orders stay open and do not fill, new orders are refused,
+        quotes freeze where they are."""
+        symbol = symbol.upper()
+        if halted:
+            self.market.freeze(symbol, self.clock.epoch())
+            self.broker.halted.add(symbol)
+        else:
+            self.market.frozen.pop(symbol, None)
+            self.broker.halted.discard(symbol)
+            self.broker.on_clock_jump()
+        return {"symbol": symbol, "halted": halted}
 
     def set_asset(
         self, symbol: str, fractionable: bool | None = None, tradable: bool | None = None
@@ -160,14 +249,28 @@ class Simulator:
     async def drop_websockets(self) -> dict[str, Any]:
         return {"dropped": await self.hub.drop_all()}
 
-    def configure(
-        self, fill_wait_scale: float | None = None, partial_fill_notional: Decimal | None = None
-    ) -> dict[str, Any]:
-        if fill_wait_scale is not None:
-            self.config.fill_wait_scale = fill_wait_scale
-        if partial_fill_notional is not None:
-            self.config.partial_fill_notional = partial_fill_notional
-        return self.state()
+    def configure(self, **knobs: Any) -> dict[str, Any]:
+        """Change any of TUNABLE (None leaves a knob as it is)."""
+        for name, value in knobs.items():
+            if name not in TUNABLE:
+                raise bad_request(f"unknown setting {name!r}; one of {', '.join(TUNABLE)}")
+            if value is not None:
+                setattr(self.config, name, _coerce(value, getattr(self.config, name), name))
+        return {**self.state(), **{name: getattr(self.config, name) for name in TUNABLE}}
+
+
+def _coerce(value: Any, current: Any, name: str) -> Any:
+    """`value` as the type of the setting's current value."""
+    try:
+        if isinstance(current, bool):
+            if not isinstance(value, bool):
+                raise ValueError
+            return value
+        if isinstance(current, Decimal):
+            return Decimal(str(value))
+        return type(current)(value)
+    except (ValueError, ArithmeticError):
+        raise bad_request(f"invalid value for {name}: {value!r}") from None
 
 
 def vars_of(obj: object) -> dict[str, Any]:

@@ -172,10 +172,20 @@ class MarketModel:
     """Deterministic prices for any ticker, plus the overrides the admin API sets."""
 
     def __init__(self, seed: int, calendar: MarketCalendar, history_start: date) -> None:
-        self.seed = seed
         self.calendar = calendar
         self.base = calendar.first_index_on_or_after(history_start)
         self.size = len(calendar) - self.base
+        self.reseed(seed)
+        self.bar_times = [
+            datetime(d.year, d.month, d.day, tzinfo=NEW_YORK)
+            .astimezone(UTC)
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            for d in calendar.days[self.base :]
+        ]
+
+    def reseed(self, seed: int) -> None:
+        """Everything generated from the seed, and every admin override, starts afresh."""
+        self.seed = seed
         self._market = self._market_returns()
         self._histories: OrderedDict[str, History] = OrderedDict()
         self.price_overrides: dict[str, Decimal] = {}
@@ -184,12 +194,10 @@ class MarketModel:
         self.unknown: set[str] = set()
         self._bridge_weights: dict[tuple[str, int], list[float]] = {}
         self._spreads: dict[str, float] = {}
-        self.bar_times = [
-            datetime(d.year, d.month, d.day, tzinfo=NEW_YORK)
-            .astimezone(UTC)
-            .strftime("%Y-%m-%dT%H:%M:%SZ")
-            for d in calendar.days[self.base :]
-        ]
+        self.frozen: dict[str, Quote] = {}  # halted symbols' last quotes
+
+    def freeze(self, symbol: str, epoch: float) -> None:
+        self.frozen[symbol] = self.quote(symbol, epoch)
 
     # --- daily history -------------------------------------------------------------
 
@@ -297,6 +305,9 @@ class MarketModel:
 
     def mid(self, symbol: str, epoch: float) -> Decimal:
         """The traded price of `symbol` at instant `epoch` (seconds)."""
+        frozen = self.frozen.get(symbol)
+        if frozen is not None:
+            return frozen.last
         override = self.price_overrides.get(symbol)
         if override is not None:
             return override
@@ -333,6 +344,9 @@ class MarketModel:
         return self._default_spread_bps(symbol)
 
     def quote(self, symbol: str, epoch: float) -> Quote:
+        frozen = self.frozen.get(symbol)
+        if frozen is not None:
+            return frozen
         mid = self.mid(symbol, epoch)
         tick = tick_for(mid)
         half = mid * Decimal(str(self.spread_bps(symbol))) / Decimal(20000)

@@ -122,9 +122,13 @@ class SimThread:
         return self.call(lambda s: s.state())
 
     def set_clock(
-        self, now: datetime | None = None, speed: float | None = None, advance: float | None = None
+        self,
+        now: datetime | None = None,
+        speed: float | None = None,
+        advance: float | None = None,
+        virtual: bool | None = None,
     ) -> dict[str, Any]:
-        return self.call(lambda s: s.set_clock(now, speed, advance))
+        return self.call(lambda s: s.set_clock(now, speed, advance, virtual))
 
     def advance(self, seconds: float) -> dict[str, Any]:
         return self.set_clock(advance=seconds)
@@ -141,9 +145,27 @@ class SimThread:
         value = None if price is None else Decimal(str(price))
         return self.call(lambda s: s.set_price(symbol, value, spread_bps))
 
-    def reset(self, cash: Decimal | int | str | None = None) -> dict[str, Any]:
+    def reset(
+        self, cash: Decimal | int | str | None = None, seed: int | None = None
+    ) -> dict[str, Any]:
         value = None if cash is None else Decimal(str(cash))
-        return self.call(lambda s: s.reset(value))
+        return self.call(lambda s: s.reset(value, seed))
+
+    def fill(
+        self,
+        order_id: object = None,
+        client_order_id: str | None = None,
+        qty: Decimal | int | str | None = None,
+        price: Decimal | int | str | None = None,
+    ) -> dict[str, Any]:
+        """Fill an order (or `qty` of it) now, at `price` (default: its limit or the far side)."""
+        oid = None if order_id is None else str(order_id)
+        q = None if qty is None else Decimal(str(qty))
+        p = None if price is None else Decimal(str(price))
+        return self.call(lambda s: s.fill(oid, client_order_id, q, p))
+
+    def halt(self, symbol: str, halted: bool = True) -> dict[str, Any]:
+        return self.call(lambda s: s.halt(symbol, halted))
 
     def set_asset(
         self, symbol: str, fractionable: bool | None = None, tradable: bool | None = None
@@ -176,7 +198,6 @@ class SimThread:
     def drop_websockets(self) -> dict[str, Any]:
         return self.call_async(lambda s: s.drop_websockets())
 
-    def configure(
-        self, fill_wait_scale: float | None = None, partial_fill_notional: Decimal | None = None
-    ) -> dict[str, Any]:
-        return self.call(lambda s: s.configure(fill_wait_scale, partial_fill_notional))
+    def configure(self, **knobs: Any) -> dict[str, Any]:
+        """Any of `core.TUNABLE`, e.g. `configure(auto_fill=False, replace_latency_s=2)`."""
+        return self.call(lambda s: s.configure(**knobs))

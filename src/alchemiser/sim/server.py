@@ -107,7 +107,9 @@ class AdminApi:
             web.post(p + "faults", self._wrap(self._faults)),
             web.delete(p + "faults", self._wrap(lambda b: self.sim.clear_faults())),
             web.post(p + "drop_websockets", self._drop),
-            web.post(p + "config", self._wrap(self._config)),
+            web.post(p + "config", self._wrap(lambda b: self.sim.configure(**b))),
+            web.post(p + "fill", self._wrap(self._fill)),
+            web.post(p + "halt", self._wrap(self._halt)),
         ]
 
     def _wrap(self, op: Callable[[dict[str, Any]], dict[str, Any]]) -> Handler:
@@ -127,10 +129,12 @@ class AdminApi:
 
     def _clock(self, b: dict[str, Any]) -> dict[str, Any]:
         speed = b.get("speed")
+        virtual = b.get("virtual")
         return self.sim.set_clock(
             now=parse_time(b.get("now"), "now"),
             speed=float(speed) if speed is not None else None,
             advance=float(b.get("advance_seconds") or 0),
+            virtual=bool(virtual) if virtual is not None else None,
         )
 
     def _fund(self, b: dict[str, Any]) -> dict[str, Any]:
@@ -148,7 +152,10 @@ class AdminApi:
         )
 
     def _reset(self, b: dict[str, Any]) -> dict[str, Any]:
-        return self.sim.reset(parse_decimal(b.get("cash"), "cash"))
+        seed = b.get("seed")
+        return self.sim.reset(
+            parse_decimal(b.get("cash"), "cash"), int(seed) if seed is not None else None
+        )
 
     def _asset(self, b: dict[str, Any]) -> dict[str, Any]:
         return self.sim.set_asset(str(b["symbol"]), b.get("fractionable"), b.get("tradable"))
@@ -176,12 +183,16 @@ class AdminApi:
             reject_reason=b.get("reject_reason"),
         )
 
-    def _config(self, b: dict[str, Any]) -> dict[str, Any]:
-        scale = b.get("fill_wait_scale")
-        return self.sim.configure(
-            fill_wait_scale=float(scale) if scale is not None else None,
-            partial_fill_notional=parse_decimal(b.get("partial_fill_notional"), "notional"),
+    def _fill(self, b: dict[str, Any]) -> dict[str, Any]:
+        return self.sim.fill(
+            order_id=b.get("order_id"),
+            client_order_id=b.get("client_order_id"),
+            qty=parse_decimal(b.get("qty"), "qty"),
+            price=parse_decimal(b.get("price"), "price"),
         )
+
+    def _halt(self, b: dict[str, Any]) -> dict[str, Any]:
+        return self.sim.halt(str(b["symbol"]), bool(b.get("halted", True)))
 
 
 def _dumps(obj: Any) -> str:
@@ -231,7 +242,8 @@ class SimServer:
     async def _engine_loop(self) -> None:
         while True:
             try:
-                self.sim.broker.on_tick()
+                if not self.sim.timeline.virtual:  # virtual time moves only when advanced
+                    self.sim.broker.on_tick()
             except Exception:  # a bug in one tick must not stop the clock
                 log.exception("simulator tick failed")
             await asyncio.sleep(ENGINE_TICK_S)

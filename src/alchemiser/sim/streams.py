@@ -51,6 +51,9 @@ class StreamHub:
         self._listener_joined = asyncio.Event()
         self.sockets: set[web.WebSocketResponse] = set()
 
+    def reset_faults(self) -> None:
+        pass
+
     # --- trade updates -----------------------------------------------------------------
 
     def publish(self, event: str, order: Order, extra: dict[str, Any]) -> None:
