@@ -100,3 +100,105 @@ def test_export_date_must_be_given(env: dict[str, str], tmp_path: Path) -> None:
     # The as-of date is always explicit: no silent "today".
     assert result.exit_code == 2
     assert "--as-of" in result.output
+
+
+# ------------------------------------------- keys, reach, --for, tickers, evaluate
+
+
+def test_rejected_keys_are_one_message_and_stop_the_refresh(
+    env: dict[str, str], sim: SimThread, tmp_path: Path
+) -> None:
+    many = tmp_path / "many.clj"
+    names = [f"T{i:02d}" for i in range(12)]
+    many.write_text(
+        "(weight-equal [" + " ".join(f'(asset "{t}")' for t in names) + "])", encoding="utf-8"
+    )
+    wrong = env | {"ALPACA_API_KEY": "PKWRONG", "ALPACA_SECRET_KEY": "wrong-secret"}
+
+    result = CliRunner().invoke(main, ["data", "refresh", "--for", str(many)], env=wrong)
+
+    assert result.exit_code == 1
+    assert result.stderr.count("Alpaca rejected the keys (HTTP 401)") == 1
+    for name in ("ALPACA_API_KEY", "ALPACA_SECRET_KEY", "ALPACA_PAPER"):
+        assert name in result.stderr
+    assert "wrong-secret" not in result.output and "PKWRONG" not in result.output
+    # The first request went alone; after its 401 nothing else was sent (or logged).
+    assert result.stderr.count("bar refresh failed") == 1
+    assert result.stderr.count("HTTP 401") == 2  # that log line and the error
+
+
+def test_unreachable_data_api_is_one_line_after_the_retries(env: dict[str, str]) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gone = env | {
+        "ALPACA_DATA_URL": f"http://127.0.0.1:{port}",
+        "ALCHEMISER_MARKETDATA__MAX_RETRIES": "1",
+        "ALCHEMISER_MARKETDATA__RETRY_BACKOFF_SECONDS": "0.01",
+    }
+    result = CliRunner().invoke(main, ["data", "refresh", "SPY", "QQQ"], env=gone)
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: cannot reach Alpaca's data API at http://127.0.0.1:{port} after 2 attempts:"
+        " bars for QQQ,SPY: ConnectionError: [Errno 111] Connection refused"
+    ]
+
+
+def test_refresh_for_strategy_files_and_evaluate_on_the_bar_store(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    strategy = tmp_path / "test.clj"
+    code, out = run(env, "refresh", "--for", str(strategy), "--through", str(THROUGH))
+    assert code == 0, out
+    assert f"bars through {THROUGH}: 2 tickers loaded" in out
+
+    # No --bars: the bar store; no --as-of given here, so name the session loaded.
+    args = ["evaluate", "--as-of", str(THROUGH), "--json", str(strategy)]
+    evaluated = CliRunner().invoke(main, args, env=env)
+    assert evaluated.exit_code == 0, evaluated.output
+    result = json.loads(evaluated.stdout.splitlines()[0])
+    assert result["as_of"] == str(THROUGH)
+    assert (result["error"], result["weights"]) == (None, {"BIL": 0.5, "SPY": 0.5})
+
+    # A second refresh tops up what the first loaded.
+    code, out = run(env, "refresh", "--for", str(strategy), "--through", str(THROUGH))
+    assert f"bars through {THROUGH}: 2 tickers topped up" in out
+
+
+def test_evaluate_names_every_ticker_without_bars_and_the_command_that_loads_them(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    code, out = run(env, "refresh", "SPY", "--through", str(THROUGH))
+    assert code == 0, out
+    strategy = tmp_path / "gaps.clj"
+    strategy.write_text(
+        '(defsymphony "gaps" {}\n'
+        '  (if (> (rsi "QQQ" {:window 10}) 50)\n'
+        '    [(asset "SPY")]\n'
+        '    [(weight-equal [(asset "TLT") (asset "SPY")])]))\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(main, ["evaluate", "--as-of", str(THROUGH), str(strategy)], env=env)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: 2 tickers without bars through {THROUGH} in the bar store:",
+        f"  {strategy}:2:10  QQQ  (no bars)",
+        f"  {strategy}:4:21  TLT  (no bars)",
+        "load them with:",
+        f"  alchemiser data refresh --for {strategy}",
+    ]
+
+
+def test_tickers_lists_a_strategys_tickers(tmp_path: Path) -> None:
+    strategy = tmp_path / "t.clj"
+    strategy.write_text(
+        '(if (> (rsi "QQQ" {:window 10}) 50)\n  [(asset "SPY")]\n  [(asset "BIL")])'
+    )
+    result = CliRunner().invoke(main, ["tickers", str(strategy)])
+    assert result.exit_code == 0
+    assert result.stdout.split() == ["QQQ", "SPY", "BIL"]
+    where = CliRunner().invoke(main, ["tickers", "--where", str(strategy)])
+    assert where.stdout.splitlines()[0] == f"QQQ\t{strategy}:1:8"
