@@ -824,6 +824,6 @@ class Broker:
     def on_clock_jump(self) -> None:
         """After the admin moves the clock: reschedule live orders against the new quotes."""
         self.on_tick()
-        for order in self.open_orders.values():
-            if order.is_live and order.timer is not None:
+        for order in self.open_orders.values():  # an order filling in parts keeps its pace
+            if order.is_live and order.timer is not None and order.filled_qty == 0:
                 self._schedule_fill(order)
