@@ -29,7 +29,6 @@ from alchemiser.books.money import (
     QUANTITY_QUANTUM,
     WIDE,
     ZERO,
-    add,
     floor_to,
     mul,
     quantum_for,
@@ -37,7 +36,6 @@ from alchemiser.books.money import (
 from alchemiser.books.netting import Cross, Share, cross_execution_id, is_own_order, split_execution
 from alchemiser.books.planner import Side
 from alchemiser.books.postings import LedgerError, Posting, insert_execution, post_fill, utcnow
-from alchemiser.books.runs import add_run_totals
 from alchemiser.books.work import unfilled
 from alchemiser.logging import get_logger
 from alchemiser.settings import UNALLOCATED_BOOK
@@ -124,7 +122,6 @@ async def book_cross(
         )
         await post_fill(conn, fill)
         booked.append(BookedFill(strategy_id, cross.symbol, side, quantity, cross.price))
-    await _add_fill_totals(conn, run_id, booked)
     return booked
 
 
@@ -259,7 +256,6 @@ async def _book_progress(
         booked.append(
             BookedFill(piece.strategy_id, order.symbol, order.side, piece.quantity, price)
         )
-    await _add_fill_totals(conn, order.run_id, booked)
     await conn.execute(
         update(BrokerOrder)
         .where(BrokerOrder.id == order.id)
@@ -380,13 +376,6 @@ async def _report_foreign(conn: AsyncConnection, report: _Report) -> None:
 def _plain(value: Decimal) -> str:
     """A decimal without exponent or trailing zeros (10, 2.5)."""
     return f"{value.normalize():f}"
-
-
-async def _add_fill_totals(
-    conn: AsyncConnection, run_id: int | None, booked: Sequence[BookedFill]
-) -> None:
-    value = add(*(mul(f.quantity, f.price) for f in booked))
-    await add_run_totals(conn, run_id, book_fills=len(booked), traded_value=value)
 
 
 def _merge(pieces: list[Share], extra: Share) -> list[Share]:

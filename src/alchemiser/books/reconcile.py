@@ -165,10 +165,7 @@ _CONSISTENCY_CHECKS = {
     "book cash is negative": "SELECT id FROM strategies WHERE cash < 0",
     "run totals differ from the run's rows": """
         SELECT r.id FROM runs r
-        WHERE r.book_fills <> (SELECT count(*) FROM book_fills f WHERE f.run_id = r.id)
-           OR r.traded_value <> (SELECT COALESCE(sum(f.quantity * f.price), 0)
-                                 FROM book_fills f WHERE f.run_id = r.id)
-           OR r.intents <> (SELECT count(*) FROM intents i WHERE i.run_id = r.id)
+        WHERE r.intents <> (SELECT count(*) FROM intents i WHERE i.run_id = r.id)
            OR r.broker_orders <> (SELECT count(*) FROM broker_orders o WHERE o.run_id = r.id)
            OR r.strategies <> (SELECT count(*) FROM signals s WHERE s.run_id = r.id)
            OR r.failed_strategies <> (SELECT count(*) FROM signals s
