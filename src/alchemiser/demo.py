@@ -232,8 +232,9 @@ async def _plan_books(
                 )
             except PlanningError as exc:
                 click.echo(f"   {sid}: NOT PLANNED, {exc}")
-        await ledger.record_intents(conn, run.id, intents)
-        netted = await ledger.net_run(conn, run.id, fractionable)
+        inputs = ledger.input_hash(prices, {s: o.weights for s, o in outcomes.items()})
+        intents = await ledger.record_plan(conn, run.id, intents, inputs)
+        netted = await ledger.net_run(conn, run.id, fractionable=fractionable)
         await ledger.set_run_status(conn, run.id, "planned")
         check = await reconcile(conn, {}, cash, settings.risk.reconcile_tolerance, run_id=run.id)
     _print_plan(equity, books, intents, netted)

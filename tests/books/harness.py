@@ -166,7 +166,7 @@ async def execute_run(
 
     Calling it again for the same run (a restart after a `Crash`) does what is left.
     """
-    await ledger.record_intents(conn, run_id, intents)
+    await ledger.record_plan(conn, run_id, intents, "inputs")
     work = await ledger.net_run(conn, run_id, fractionable)
     for cross in work.crosses:
         await ledger.book_cross(conn, run_id, cross)

@@ -40,7 +40,7 @@ async def setup(engine: AsyncEngine) -> int:
         intents = [
             Intent("a", symbol, "buy", D(10), D(100), "rebalance") for symbol in ("SPY", "TLT")
         ]
-        await ledger.record_intents(conn, run.id, intents)
+        await ledger.record_plan(conn, run.id, intents, "inputs")
         for symbol in ("SPY", "TLT"):
             await ledger.record_broker_order(
                 conn,

@@ -39,7 +39,7 @@ async def planned_run(conn: AsyncConnection, *intents: Intent) -> int:
     await ledger.deposit(conn, D(100_000))
     await ledger.sync_strategies(conn, [strategy("a", "5000"), strategy("b", "5000")], D(100_000))
     run = await ledger.start_run(conn, DAY, "daily")
-    await ledger.record_intents(conn, run.id, intents)
+    await ledger.record_plan(conn, run.id, intents, "inputs")
     return run.id
 
 

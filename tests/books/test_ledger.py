@@ -125,7 +125,7 @@ async def test_partial_fills_are_split_pro_rata_and_replays_change_nothing(
     broker = await setup_books(conn, "100000", a="10000", b="10000")
     run = await ledger.start_run(conn, DAY, "daily")
     intents = [buy("a", "30", "100"), buy("b", "10", "100")]
-    await ledger.record_intents(conn, run.id, intents)
+    await ledger.record_plan(conn, run.id, intents, "inputs")
     (order,) = net_intents(intents).orders
     reports = await send(conn, run.id, order, broker, [D("0.25")], None)
     assert await holdings(conn) == {("a", "SPY"): D("7.5"), ("b", "SPY"): D("2.5")}
@@ -230,8 +230,8 @@ async def test_signals_and_intents_are_recorded_once(conn: AsyncConnection) -> N
     await ledger.record_signal(conn, run.id, "a", allocation={"SPY": 1.0}, trace=[{"if": "x"}])
     await ledger.record_signal(conn, run.id, "a", allocation={"TLT": 1.0})
     intents = [buy("a", "1", "100")]
-    await ledger.record_intents(conn, run.id, intents)
-    await ledger.record_intents(conn, run.id, intents)
+    await ledger.record_plan(conn, run.id, intents, "inputs")
+    await ledger.record_plan(conn, run.id, intents, "inputs")
     assert await ledger.load_intents(conn, run.id) == intents
     allocation = await conn.scalar(text("select allocation from signals"))
     assert allocation == {"SPY": 1.0}
@@ -363,7 +363,7 @@ async def test_crosses_and_orders_are_idempotent_for_a_resumed_run(conn: AsyncCo
     await execute_run(conn, run.id, [buy("a", "5", "100")], broker)
     run2 = await ledger.start_run(conn, date(2026, 11, 3), "daily")
     intents = [sell("a", "5", "100"), buy("b", "5", "100")]
-    await ledger.record_intents(conn, run2.id, intents)
+    await ledger.record_plan(conn, run2.id, intents, "inputs")
     (cross,) = net_intents(intents).crosses
     assert len(await ledger.book_cross(conn, run2.id, cross)) == 2
     assert await ledger.book_cross(conn, run2.id, cross) == []
@@ -426,7 +426,7 @@ async def test_buys_leave_headroom_for_fills_above_the_reference_price(
 ) -> None:
     broker = await setup_books(conn, "10000", a="1000")
     run = await ledger.start_run(conn, DAY, "daily")
-    await ledger.record_intents(conn, run.id, [buy("a", "10", "100")])
+    await ledger.record_plan(conn, run.id, [buy("a", "10", "100")], "inputs")
     (order,) = await ledger.affordable_buy_orders(conn, run.id)
     await send(conn, run.id, order, broker, [D(1)], None, price=D("100.05"))
     assert (await cash(conn))["a"] >= 0
@@ -438,7 +438,7 @@ async def test_buys_leave_headroom_for_fills_above_the_reference_price(
 async def test_a_fill_beyond_the_headroom_is_booked_and_reported(conn: AsyncConnection) -> None:
     broker = await setup_books(conn, "10000", a="1000")
     run = await ledger.start_run(conn, DAY, "daily")
-    await ledger.record_intents(conn, run.id, [buy("a", "10", "100")])
+    await ledger.record_plan(conn, run.id, [buy("a", "10", "100")], "inputs")
     (order,) = await ledger.affordable_buy_orders(conn, run.id, headroom=D(0))
     assert order.quantity == D(10)
     # The fill is real: it is booked even though it overdraws the book ...
@@ -458,7 +458,9 @@ async def test_net_run_gives_the_same_work_after_the_crosses_are_booked(
     run1 = await ledger.start_run(conn, DAY, "daily")
     await execute_run(conn, run1.id, [buy("a", "10", "100")], broker)
     run2 = await ledger.start_run(conn, date(2026, 11, 3), "daily")
-    await ledger.record_intents(conn, run2.id, [sell("a", "10", "110"), buy("b", "4", "110")])
+    await ledger.record_plan(
+        conn, run2.id, [sell("a", "10", "110"), buy("b", "4", "110")], "inputs"
+    )
     first = await ledger.net_run(conn, run2.id)
     (cross,) = first.crosses
     assert (cross.quantity, [(o.side, o.quantity) for o in first.orders]) == (
@@ -551,3 +553,22 @@ async def test_dust_exits_of_a_whole_share_asset_cross_without_overselling(
     assert held[("c", "UVXY")] == D(1)
     assert held[("a", "UVXY")] + held[("b", "UVXY")] == D("0.1")  # the net sell: no whole share
     await assert_consistent(conn, broker)
+
+
+async def test_a_resumed_run_that_plans_again_keeps_the_first_plan(conn: AsyncConnection) -> None:
+    await setup_books(conn, "10000", a="1000")
+    run = await ledger.start_run(conn, DAY, "daily")
+    first = [buy("a", "5", "100")]
+    assert await ledger.record_plan(conn, run.id, first, "inputs-1") == first
+    # The process restarts and plans again from prices that moved: the saved plan stands.
+    resumed = await ledger.start_run(conn, DAY, "daily")
+    again = [buy("a", "4", "120"), buy("a", "10", "50", "TLT")]
+    assert await ledger.record_plan(conn, resumed.id, again, "inputs-2") == first
+    assert await ledger.load_intents(conn, run.id) == first
+    hashed = await conn.scalar(text("select input_hash from runs where id = :r"), {"r": run.id})
+    assert hashed == "inputs-1"
+    # An empty plan is a plan too: a resume does not add one.
+    run2 = await ledger.start_run(conn, date(2026, 11, 3), "daily")
+    assert await ledger.record_plan(conn, run2.id, [], "inputs-3") == []
+    assert await ledger.record_plan(conn, run2.id, again, "inputs-4") == []
+    assert await ledger_problems(conn) == []

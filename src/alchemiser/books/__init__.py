@@ -10,7 +10,7 @@ Pure logic (no database; plain dataclasses, Decimal):
 Database (an `AsyncConnection` in a transaction the caller owns):
 - `ledger`: `sync_strategies` (funding from `unallocated`), `rebalance_capital`, `deposit`,
   `open_account`, `transfer_cash`, `apply_allocation`, `retire_book`, `load_books`,
-  `start_run`, `set_run_status`, `record_signal`, `record_intents`,
+  `start_run`, `set_run_status`, `record_signal`, `record_plan` (once),
   `load_intents`, `record_prices`, `record_broker_order`, `find_broker_orders`,
   `net_run` (a run's remaining crosses and orders, restart-safe), `book_cross`,
   `book_execution`, `affordable_buy_orders`.

@@ -98,6 +98,8 @@ class Run(Base):
     status: Mapped[str] = mapped_column(String(16))
     price_mode: Mapped[str | None] = mapped_column(String(32))
     input_hash: Mapped[str | None] = mapped_column(String(64))
+    # Set when the plan (intents) is written: a run's plan is written once.
+    planned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime] = _now()
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     timings: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -17,6 +19,9 @@ from alchemiser.books.models import Intent as IntentRow
 from alchemiser.books.models import Mark, Run, Signal
 from alchemiser.books.planner import Intent
 from alchemiser.books.postings import utcnow
+from alchemiser.logging import get_logger
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -101,8 +106,26 @@ async def record_signal(
         await add_run_totals(conn, run_id, strategies=1, failed_strategies=int(error is not None))
 
 
-async def record_intents(conn: AsyncConnection, run_id: int, intents: Iterable[Intent]) -> None:
-    """Persist the plan before any order. Re-recording a resumed run's plan changes nothing."""
+async def record_plan(
+    conn: AsyncConnection, run_id: int, intents: Iterable[Intent], input_hash: str
+) -> list[Intent]:
+    """Write the run's plan once, before any order; returns the plan that stands.
+
+    A resumed run that plans again gets the saved plan back and writes nothing:
+    prices and books have moved since, and two plans would trade twice.
+    `input_hash` (see `input_hash`) is kept with the plan, so a resume planned
+    from other inputs is logged.
+    """
+    saved = (
+        await conn.execute(
+            select(Run.planned_at, Run.input_hash).where(Run.id == run_id).with_for_update()
+        )
+    ).one()
+    if saved.planned_at is not None:
+        if saved.input_hash != input_hash:
+            log.warning("run planned again from other inputs; the saved plan stands", run_id=run_id)
+        return await load_intents(conn, run_id)
+    plan = list(intents)
     rows = [
         {
             "run_id": run_id,
@@ -113,13 +136,22 @@ async def record_intents(conn: AsyncConnection, run_id: int, intents: Iterable[I
             "reference_price": i.reference_price,
             "reason": i.reason,
         }
-        for i in intents
+        for i in plan
     ]
     if rows:
-        inserted = await conn.execute(
-            insert(IntentRow).on_conflict_do_nothing().returning(IntentRow.id), rows
-        )
-        await add_run_totals(conn, run_id, intents=len(inserted.all()))
+        await conn.execute(insert(IntentRow), rows)
+    await conn.execute(
+        update(Run)
+        .where(Run.id == run_id)
+        .values(planned_at=func.now(), input_hash=input_hash, intents=Run.intents + len(rows))
+    )
+    return sorted(plan, key=lambda i: (i.strategy_id, i.symbol, i.side))
+
+
+def input_hash(*inputs: object) -> str:
+    """A stable hash of a run's inputs (anything JSON can show; Decimals as strings)."""
+    canonical = json.dumps(inputs, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 async def add_run_totals(conn: AsyncConnection, run_id: int | None, **counts: Any) -> None:
