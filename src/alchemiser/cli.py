@@ -342,5 +342,21 @@ def report(what: str, strategy: str | None, limit: int, fmt: str) -> None:
     click.echo(output)
 
 
+@main.command()
+def check() -> None:
+    """Pre-flight: configuration, strategy files, broker, database and data; exit 0 if ready."""
+    from alchemiser import preflight
+    from alchemiser.settings import ConfigError
+
+    try:
+        settings = load_settings_or_exit()
+    except ConfigError as exc:
+        checks = [preflight.Check("configuration", False, str(exc).replace("\n", " "))]
+    else:
+        checks = preflight.run_checks(settings)
+    preflight.render(checks, click.echo)
+    sys.exit(0 if all(c.ready for c in checks) else 1)
+
+
 if __name__ == "__main__":
     main()

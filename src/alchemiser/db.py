@@ -191,6 +191,11 @@ def check_target(target: str) -> None:
         ) from None
 
 
+def heads() -> list[str]:
+    """The revisions a current schema is at."""
+    return list(_scripts().get_heads())
+
+
 def _scripts() -> ScriptDirectory:
     return ScriptDirectory.from_config(alembic_config("postgresql://-/-"))
 
