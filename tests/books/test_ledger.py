@@ -572,3 +572,18 @@ async def test_a_resumed_run_that_plans_again_keeps_the_first_plan(conn: AsyncCo
     assert await ledger.record_plan(conn, run2.id, [], "inputs-3") == []
     assert await ledger.record_plan(conn, run2.id, again, "inputs-4") == []
     assert await ledger_problems(conn) == []
+
+
+async def test_crosses_are_saved_when_first_computed(conn: AsyncConnection) -> None:
+    broker = await setup_books(conn, "10000", a="2000", b="440")
+    run1 = await ledger.start_run(conn, DAY, "daily")
+    await execute_run(conn, run1.id, [buy("a", "10", "100")], broker)
+    run2 = await ledger.start_run(conn, date(2026, 11, 3), "daily")
+    await ledger.record_plan(conn, run2.id, [sell("a", "10", "110"), buy("b", "4", "110")], "in")
+    first = await ledger.net_run(conn, run2.id, fractionable={"SPY"})
+    assert [c.quantity for c in first.crosses] == [D(4)]
+    # A transfer (a fee, a dividend) during the resumed run changes b's cash ...
+    await ledger.transfer_cash(conn, "b", UNALLOCATED_BOOK, D(300))
+    # ... but not the run's crosses, nor the work derived from them.
+    again = await ledger.net_run(conn, run2.id, fractionable={"SPY"})
+    assert again == first

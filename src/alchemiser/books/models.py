@@ -100,6 +100,8 @@ class Run(Base):
     input_hash: Mapped[str | None] = mapped_column(String(64))
     # Set when the plan (intents) is written: a run's plan is written once.
     planned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when the run's crosses are computed and saved (`cross_legs`), once.
+    crossed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime] = _now()
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     timings: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
@@ -149,6 +151,22 @@ class Intent(Base):
     reference_price: Mapped[Decimal] = mapped_column(Money)
     reason: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = _now()
+
+
+class CrossLeg(Base):
+    """One book's side of a run's internal cross in a symbol, saved when first computed."""
+
+    __tablename__ = "cross_legs"
+    __table_args__ = (CheckConstraint(_in("side", SIDES), name="side"),)
+
+    run_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("runs.id"), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(SYMBOL_LENGTH), primary_key=True)
+    strategy_id: Mapped[str] = mapped_column(
+        String(STRATEGY_ID_LENGTH), ForeignKey("strategies.id"), primary_key=True
+    )
+    side: Mapped[str] = mapped_column(String(4), primary_key=True)
+    quantity: Mapped[Decimal] = mapped_column(Quantity)
+    price: Mapped[Decimal] = mapped_column(Money)
 
 
 class BrokerOrder(Base):

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from alchemiser.books.kinds import CashKind, ExecutionKind
-from alchemiser.books.models import Book, BookFill, CashEntry, Execution
+from alchemiser.books.models import Book, BookFill, CashEntry, CrossLeg, Execution, Run
 from alchemiser.books.models import Intent as IntentRow
 from alchemiser.books.money import WIDE_FLOOR, ZERO, quantum_for, scale_to_budget
-from alchemiser.books.netting import NetOrder, Netted, Share, net_intents
+from alchemiser.books.netting import Cross, NetOrder, Netted, Share, net_intents
 from alchemiser.books.planner import Intent, Side
 from alchemiser.logging import get_logger
 from alchemiser.settings import RiskConfig
@@ -31,9 +32,10 @@ async def net_run(
 ) -> Netted:
     """A run's remaining work, derived from its saved state alone (restart-safe).
 
-    The run's intents as planned are netted (`net_intents`) with each book's cash
-    before the run's first fill (its cash now minus the run's fill entries), so the
-    crosses come out the same however often this is called. Returned: the crosses
+    The run's crosses are computed once, the first time (`net_intents` of the
+    intents as planned, with each book's cash before the run's first fill), and
+    saved: a transfer, fee or dividend during a resumed run cannot change them.
+    Returned: the crosses
     not yet booked, and one order per symbol and side for what the books still
     want: each intent minus the book's fills in this run (crosses and broker
     executions) minus its legs of the crosses still to book. Called again after
@@ -56,18 +58,7 @@ async def net_run(
             .order_by(IntentRow.strategy_id, IntentRow.symbol, IntentRow.side)
         )
     ]
-    spent = dict(
-        (
-            await conn.execute(
-                select(CashEntry.strategy_id, func.sum(CashEntry.amount))
-                .where(CashEntry.run_id == run_id, CashEntry.kind == CashKind.FILL)
-                .group_by(CashEntry.strategy_id)
-            )
-        ).all()
-    )
-    cash = dict((await conn.execute(select(Book.id, Book.cash))).all())
-    before = {book: amount - spent.get(book, ZERO) for book, amount in cash.items()}
-    plan = net_intents(planned, fractionable, before)
+    crosses = await _run_crosses(conn, run_id, planned, fractionable)
     crossed = set(
         await conn.scalars(
             select(Execution.symbol).where(
@@ -75,7 +66,7 @@ async def net_run(
             )
         )
     )
-    pending = tuple(c for c in plan.crosses if c.symbol not in crossed)
+    pending = tuple(c for c in crosses if c.symbol not in crossed)
     wants = await unfilled(conn, run_id)
     for cross in pending:
         legs: list[tuple[Side, Share]] = [("buy", s) for s in cross.buyers]
@@ -101,6 +92,72 @@ async def net_run(
         )
     ]
     return Netted(tuple(orders), pending)
+
+
+async def _run_crosses(
+    conn: AsyncConnection,
+    run_id: int,
+    planned: Sequence[Intent],
+    fractionable: Collection[str] | None,
+) -> tuple[Cross, ...]:
+    """The run's crosses as saved, or computed now and saved (under the run's row lock)."""
+    crossed_at = await conn.scalar(select(Run.crossed_at).where(Run.id == run_id).with_for_update())
+    if crossed_at is not None:
+        return await _saved_crosses(conn, run_id)
+    spent = dict(
+        (
+            await conn.execute(
+                select(CashEntry.strategy_id, func.sum(CashEntry.amount))
+                .where(CashEntry.run_id == run_id, CashEntry.kind == CashKind.FILL)
+                .group_by(CashEntry.strategy_id)
+            )
+        ).all()
+    )
+    cash = dict((await conn.execute(select(Book.id, Book.cash))).all())
+    before = {book: amount - spent.get(book, ZERO) for book, amount in cash.items()}
+    crosses = net_intents(planned, fractionable, before).crosses
+    legs = [
+        {
+            "run_id": run_id,
+            "symbol": c.symbol,
+            "strategy_id": leg.strategy_id,
+            "side": side,
+            "quantity": leg.quantity,
+            "price": c.price,
+        }
+        for c in crosses
+        for side, shares in (("buy", c.buyers), ("sell", c.sellers))
+        for leg in shares
+    ]
+    if legs:
+        await conn.execute(insert(CrossLeg), legs)
+    await conn.execute(update(Run).where(Run.id == run_id).values(crossed_at=func.now()))
+    return crosses
+
+
+async def _saved_crosses(conn: AsyncConnection, run_id: int) -> tuple[Cross, ...]:
+    rows = await conn.execute(
+        select(CrossLeg)
+        .where(CrossLeg.run_id == run_id)
+        .order_by(CrossLeg.symbol, CrossLeg.strategy_id)
+    )
+    legs: dict[str, dict[str, list[Share]]] = {}
+    prices: dict[str, Decimal] = {}
+    for row in rows:
+        legs.setdefault(row.symbol, {"buy": [], "sell": []})[row.side].append(
+            Share(row.strategy_id, row.quantity)
+        )
+        prices[row.symbol] = row.price
+    return tuple(
+        Cross(
+            symbol,
+            prices[symbol],
+            sum((s.quantity for s in sides["buy"]), ZERO),
+            tuple(sides["buy"]),
+            tuple(sides["sell"]),
+        )
+        for symbol, sides in sorted(legs.items())
+    )
 
 
 async def unfilled(
