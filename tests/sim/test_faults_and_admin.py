@@ -36,7 +36,7 @@ def admin(sim: SimThread, path: str, body: dict[str, object] | None = None) -> d
 def test_client_retries_429_and_succeeds(trading: TradingClient, sim: SimThread) -> None:
     sim.set_faults(status=429, count=2)
     assert trading.get_account().status == "ACTIVE"  # alpaca-py's own retry (3 attempts)
-    assert sim.call(lambda s: s.broker.faults.error_count) == 0
+    assert sim.call(lambda s: s.broker.faults.summary()["error_count"]) == 0
 
 
 def test_too_many_429s_surface_as_api_error(trading: TradingClient, sim: SimThread) -> None:

@@ -76,7 +76,7 @@ def test_a_limit_the_market_moved_away_from_stops_filling(
     sim.set_clock(now=BASE_NOW, virtual=True)
     sim.configure(partial_fill_probability=1.0)
     sim.set_price("XOM", Decimal("50.00"), spread_bps=40)
-    bid, ask = quote(sim, "XOM")
+    _, ask = quote(sim, "XOM")
     order = trading.submit_order(buy_limit("XOM", 100, ask))  # marketable: fills at once
     sim.advance(1)
     first = updates.wait_event(order.id, "partial_fill")

@@ -28,6 +28,7 @@ from alchemiser.sim.errors import (
     forbidden,
     not_found,
 )
+from alchemiser.sim.faults import Faults
 from alchemiser.sim.ids import IdSource
 from alchemiser.sim.market import (
     CENT,
@@ -126,17 +127,6 @@ class Position:
 class AssetFlags:
     tradable: bool
     fractionable: bool
-
-
-@dataclass(slots=True)
-class Faults:
-    """Pending fault injection, consumed by the HTTP middleware and the order engine."""
-
-    error_status: int = 0
-    error_count: int = 0
-    latency_s: float = 0.0
-    reject_next_orders: int = 0
-    reject_reason: str = "rejected by simulator"
 
 
 def _is_whole(qty: Decimal) -> bool:

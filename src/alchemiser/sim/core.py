@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -13,6 +14,14 @@ from alchemiser.sim.broker import AssetFlags, Broker
 from alchemiser.sim.clock import SimClock
 from alchemiser.sim.config import SimConfig
 from alchemiser.sim.errors import bad_request
+from alchemiser.sim.faults import (
+    HTTP_ACTIONS,
+    STREAM_ACTIONS,
+    Faults,
+    HttpFault,
+    StreamFault,
+    TokenBucket,
+)
 from alchemiser.sim.market import CorporateAction, MarketModel
 from alchemiser.sim.streams import StreamHub
 from alchemiser.sim.timeline import Timeline
@@ -67,6 +76,8 @@ class Simulator:
             "websockets": len(self.hub.sockets),
             "trade_listeners": len(self.hub.trade_listeners),
             "stream_auth_failures": self.hub.auth_failures,
+            "stream_swallowed": self.hub.faults.swallowed,
+            "virtual_time": self.timeline.virtual,
             "data_subscribers": len(self.hub.data_subscribers),
         }
 
@@ -225,26 +236,65 @@ class Simulator:
         latency_ms: float | None = None,
         reject_orders: int | None = None,
         reject_reason: str | None = None,
+        *,
+        action: str = "status",
+        method: str | None = None,
+        path: str | None = None,
+        after: bool = False,
+        hang_ms: float | None = None,
+        rate_limit_per_minute: int | None = None,
     ) -> dict[str, Any]:
+        """HTTP faults for the next `count` matching requests (see faults.HttpFault), plus
+        latency, rejected orders and Alpaca's rate limit (0 turns it off)."""
         faults = self.broker.faults
-        if status is not None:
-            if status not in RETRYABLE_FAULTS:
-                raise bad_request(f"fault status must be one of {sorted(RETRYABLE_FAULTS)}")
-            faults.error_status = status
-            faults.error_count = count if count is not None else 1
+        if action not in HTTP_ACTIONS:
+            raise bad_request(f"fault action must be one of {', '.join(HTTP_ACTIONS)}")
+        if status is not None and status not in RETRYABLE_FAULTS:
+            raise bad_request(f"fault status must be one of {sorted(RETRYABLE_FAULTS)}")
+        if status is not None or action != "status":
+            fault = HttpFault(action=action, status=status or 500, count=count or 1)
+            fault.method, fault.path, fault.after = method, path, after
+            if hang_ms is not None:
+                fault.hang_s = hang_ms / 1000
+            faults.http.append(fault)
         if latency_ms is not None:
             faults.latency_s = latency_ms / 1000
         if reject_orders is not None:
             faults.reject_next_orders = reject_orders
         if reject_reason is not None:
             faults.reject_reason = reject_reason
-        return vars_of(faults)
+        if rate_limit_per_minute is not None:
+            per_minute = int(rate_limit_per_minute)
+            faults.rate_limit = TokenBucket(per_minute) if per_minute > 0 else None
+        return faults.summary()
 
     def clear_faults(self) -> dict[str, Any]:
-        self.broker.faults.error_count = 0
-        self.broker.faults.latency_s = 0.0
-        self.broker.faults.reject_next_orders = 0
-        return vars_of(self.broker.faults)
+        self.broker.faults = Faults()
+        self.hub.reset_faults()
+        return self.broker.faults.summary()
+
+    async def stream_down(self, seconds: float) -> dict[str, Any]:
+        """Close the trade-update connections and refuse new ones for `seconds` (wall time);
+        what happens meanwhile is lost, as Alpaca does not replay."""
+        self.hub.faults.down_until = time.monotonic() + seconds
+        return {"dropped": await self.hub.drop_trade_sockets(), "down_seconds": seconds}
+
+    def stream_silent(self) -> dict[str, Any]:
+        """Every open trade-update connection goes half-open: it stays up, answers no
+        ping and delivers nothing (a new connection is healthy)."""
+        return {"silenced": self.hub.silence()}
+
+    def stream_fault(
+        self, action: str, count: int = 1, delay_ms: float | None = None
+    ) -> dict[str, Any]:
+        """Drop, delay, duplicate or reorder the next `count` trade updates."""
+        if action not in STREAM_ACTIONS:
+            raise bad_request(f"stream fault must be one of {', '.join(STREAM_ACTIONS)}")
+        if count < 1:
+            raise bad_request("count must be >= 1")
+        delay_s = (delay_ms or 0) / 1000
+        self.hub.faults.pending = StreamFault(action=action, count=count, delay_s=delay_s)
+        return {"action": action, "count": count, "delay_ms": delay_ms}
 
     async def drop_websockets(self) -> dict[str, Any]:
         return {"dropped": await self.hub.drop_all()}

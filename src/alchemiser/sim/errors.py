@@ -16,11 +16,19 @@ CODE_INTERNAL = 50010000
 class SimError(Exception):
     """An Alpaca-style error: HTTP status plus a `{"code", "message", ...}` body."""
 
-    def __init__(self, status: int, code: int, message: str, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers
         self.extra = extra
 
     def body(self) -> dict[str, Any]:

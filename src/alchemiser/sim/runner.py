@@ -187,9 +187,13 @@ class SimThread:
         latency_ms: float | None = None,
         reject_orders: int | None = None,
         reject_reason: str | None = None,
+        **targeting: Any,
     ) -> dict[str, Any]:
+        """`targeting`: action, method, path, after, hang_ms, rate_limit_per_minute."""
         return self.call(
-            lambda s: s.set_faults(status, count, latency_ms, reject_orders, reject_reason)
+            lambda s: s.set_faults(
+                status, count, latency_ms, reject_orders, reject_reason, **targeting
+            )
         )
 
     def clear_faults(self) -> dict[str, Any]:
@@ -197,6 +201,17 @@ class SimThread:
 
     def drop_websockets(self) -> dict[str, Any]:
         return self.call_async(lambda s: s.drop_websockets())
+
+    def stream_down(self, seconds: float) -> dict[str, Any]:
+        return self.call_async(lambda s: s.stream_down(seconds))
+
+    def stream_silent(self) -> dict[str, Any]:
+        return self.call(lambda s: s.stream_silent())
+
+    def stream_fault(
+        self, action: str, count: int = 1, delay_ms: float | None = None
+    ) -> dict[str, Any]:
+        return self.call(lambda s: s.stream_fault(action, count, delay_ms))
 
     def configure(self, **knobs: Any) -> dict[str, Any]:
         """Any of `core.TUNABLE`, e.g. `configure(auto_fill=False, replace_latency_s=2)`."""

@@ -24,6 +24,7 @@ from alchemiser.sim.errors import (
     SimError,
     bad_request,
 )
+from alchemiser.sim.faults import HttpFault
 from alchemiser.sim.trading_api import TradingApi
 from alchemiser.sim.wire import parse_date, parse_decimal, parse_time
 
@@ -40,7 +41,21 @@ log = logging.getLogger(__name__)
 
 
 def error_response(err: SimError) -> web.Response:
-    return web.json_response(err.body(), status=err.status)
+    return web.json_response(err.body(), status=err.status, headers=err.headers)
+
+
+async def inflict(request: web.Request, fault: HttpFault) -> web.StreamResponse:
+    """A reset closes the connection without an answer; a hang answers (504) much later."""
+    if fault.action == "reset":
+        if request.transport is not None:
+            request.transport.abort()
+        raise SimError(500, CODE_INTERNAL, "connection reset by simulator")  # never sent
+    if fault.action == "hang":
+        await asyncio.sleep(fault.hang_s)
+        raise SimError(504, CODE_INTERNAL, "gateway timeout")
+    if fault.status == 429:
+        raise SimError(429, CODE_RATE_LIMIT, "too many requests.")
+    raise SimError(fault.status, CODE_INTERNAL, "internal error")
 
 
 def build_app(sim: Simulator) -> web.Application:
@@ -67,12 +82,15 @@ def build_app(sim: Simulator) -> web.Application:
         faults = sim.broker.faults
         if faults.latency_s > 0:
             await asyncio.sleep(faults.latency_s)
-        if faults.error_count > 0:
-            faults.error_count -= 1
-            code = CODE_RATE_LIMIT if faults.error_status == 429 else CODE_INTERNAL
-            message = "too many requests." if faults.error_status == 429 else "internal error"
-            raise SimError(faults.error_status, code, message)
-        return await handler(request)
+        bucket = faults.rate_limit
+        if bucket is not None and not bucket.take():
+            raise SimError(429, CODE_RATE_LIMIT, "too many requests.", headers=bucket.headers())
+        fault = faults.take(request.method, path)
+        if fault is None:
+            return await handler(request)
+        if fault.after:
+            await handler(request)  # its side effects happen; only the answer is lost
+        return await inflict(request, fault)
 
     app = web.Application(middlewares=[alpaca_errors, auth_and_faults])
     app.add_routes(TradingApi(sim.broker).routes())
@@ -107,6 +125,9 @@ class AdminApi:
             web.post(p + "faults", self._wrap(self._faults)),
             web.delete(p + "faults", self._wrap(lambda b: self.sim.clear_faults())),
             web.post(p + "drop_websockets", self._drop),
+            web.post(p + "stream_down", self._stream_down),
+            web.post(p + "stream_silent", self._wrap(lambda b: self.sim.stream_silent())),
+            web.post(p + "stream_fault", self._wrap(self._stream_fault)),
             web.post(p + "config", self._wrap(lambda b: self.sim.configure(**b))),
             web.post(p + "fill", self._wrap(self._fill)),
             web.post(p + "halt", self._wrap(self._halt)),
@@ -126,6 +147,16 @@ class AdminApi:
 
     async def _drop(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(await self.sim.drop_websockets())
+
+    async def _stream_down(self, request: web.Request) -> web.StreamResponse:
+        body = json.loads(await request.text() or "{}")
+        return web.json_response(await self.sim.stream_down(float(body["seconds"])))
+
+    def _stream_fault(self, b: dict[str, Any]) -> dict[str, Any]:
+        delay = b.get("delay_ms")
+        return self.sim.stream_fault(
+            str(b["action"]), int(b.get("count", 1)), float(delay) if delay is not None else None
+        )
 
     def _clock(self, b: dict[str, Any]) -> dict[str, Any]:
         speed = b.get("speed")
@@ -181,6 +212,12 @@ class AdminApi:
             latency_ms=b.get("latency_ms"),
             reject_orders=b.get("reject_orders"),
             reject_reason=b.get("reject_reason"),
+            action=str(b.get("action", "status")),
+            method=b.get("method"),
+            path=b.get("path"),
+            after=bool(b.get("after", False)),
+            hang_ms=b.get("hang_ms"),
+            rate_limit_per_minute=b.get("rate_limit_per_minute"),
         )
 
     def _fill(self, b: dict[str, Any]) -> dict[str, Any]:

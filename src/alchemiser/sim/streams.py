@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -14,6 +15,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from alchemiser.sim.broker import Order
 from alchemiser.sim.clock import SimClock
+from alchemiser.sim.faults import StreamFaults
 from alchemiser.sim.market import MarketModel, Quote
 from alchemiser.sim.views import order_json
 from alchemiser.sim.wire import iso_z, quote_body, trade_body
@@ -45,14 +47,18 @@ class StreamHub:
         self.market = market
         self.keys = keys
         self.next_trade_id = next_trade_id
-        self.trade_listeners: set[asyncio.Queue[bytes]] = set()
+        self.trade_listeners: set[Listener] = set()
+        self.faults = StreamFaults()
         self.data_subscribers: dict[web.WebSocketResponse, dict[str, set[str]]] = {}
         self.auth_failures = 0
         self._listener_joined = asyncio.Event()
         self.sockets: set[web.WebSocketResponse] = set()
 
     def reset_faults(self) -> None:
-        pass
+        """Every stream fault ends (a silent connection speaks again; what it swallowed is lost)."""
+        self.faults = StreamFaults()
+        for listener in self.trade_listeners:
+            listener.silent = False
 
     # --- trade updates -----------------------------------------------------------------
 
@@ -64,20 +70,51 @@ class StreamHub:
             **extra,
         }
         frame = json.dumps({"stream": "trade_updates", "data": data}).encode()
-        for queue in self.trade_listeners:
-            queue.put_nowait(frame)
+        self._broadcast(self.faults.route(frame, self._later))
+
+    def _later(self, delay_s: float, frames: list[bytes]) -> None:
+        asyncio.get_running_loop().call_later(delay_s, self._broadcast, frames)
+
+    def _broadcast(self, frames: list[bytes]) -> None:
+        for listener in self.trade_listeners:
+            for frame in frames:
+                if listener.silent:
+                    self.faults.swallowed += 1
+                else:
+                    listener.queue.put_nowait(frame)
+
+    def silence(self) -> int:
+        for listener in self.trade_listeners:
+            listener.silent = True
+        return len(self.trade_listeners)
+
+    async def drop_trade_sockets(self) -> int:
+        sockets = [listener.ws for listener in self.trade_listeners]
+        for ws in sockets:
+            await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"dropped by simulator")
+        return len(sockets)
 
     async def trade_stream(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S)
+        if self.faults.is_down():  # the handshake fails; alpaca-py backs off and retries
+            return web.Response(status=503, text="stream down (simulator)")
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, autoping=False)
         await ws.prepare(request)
         self.sockets.add(ws)
-        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        listener = Listener(ws)
         writer: asyncio.Task[None] | None = None
         authorized = False
         try:
             async for msg in ws:
+                if msg.type == WSMsgType.PING:
+                    if not listener.silent:  # half-open: pings go unanswered
+                        await ws.pong(msg.data)
+                    continue
+                if msg.type == WSMsgType.PONG:
+                    continue
                 if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                     break
+                if listener.silent:
+                    continue
                 action, data = _trade_stream_request(msg.data)
                 if action == "authenticate":
                     authorized = (data.get("key_id"), data.get("secret_key")) == self.keys
@@ -92,11 +129,11 @@ class StreamHub:
                     ack = {"stream": "listening", "data": {"streams": streams}}
                     await ws.send_bytes(json.dumps(ack).encode())
                     if "trade_updates" in streams and writer is None:
-                        self.trade_listeners.add(queue)
+                        self.trade_listeners.add(listener)
                         self._listener_joined.set()
-                        writer = asyncio.create_task(_pump(ws, queue))
+                        writer = asyncio.create_task(_pump(listener))
         finally:
-            self.trade_listeners.discard(queue)
+            self.trade_listeners.discard(listener)
             self.sockets.discard(ws)
             if writer is not None:
                 writer.cancel()
@@ -224,9 +261,19 @@ def _auth_reply(status: str) -> bytes:
     return json.dumps(reply).encode()
 
 
-async def _pump(ws: web.WebSocketResponse, queue: asyncio.Queue[bytes]) -> None:
+@dataclass(eq=False, slots=True)
+class Listener:
+    """One trade_updates connection; a silent one is half-open (see Simulator.stream_silent)."""
+
+    ws: web.WebSocketResponse
+    queue: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
+    silent: bool = False
+
+
+async def _pump(listener: Listener) -> None:
     while True:
-        frame = await queue.get()
-        if ws.closed:
+        frame = await listener.queue.get()
+        if listener.ws.closed:
             return
-        await ws.send_bytes(frame)
+        if not listener.silent:
+            await listener.ws.send_bytes(frame)
