@@ -22,6 +22,7 @@ from alchemiser.sim.clock import SimClock
 from alchemiser.sim.config import SimConfig
 from alchemiser.sim.errors import (
     CODE_BAD_REQUEST,
+    CODE_PDT,
     CODE_UNPROCESSABLE,
     SimError,
     bad_request,
@@ -47,6 +48,10 @@ PENDING_STATUSES = frozenset({"pending_replace", "pending_cancel"})
 LIVE_STATUSES = frozenset({"new", "partially_filled"}) | PENDING_STATUSES
 OPEN_STATUSES = LIVE_STATUSES | {"accepted", "pending_new"}
 QTY_QUANTUM = Decimal("0.000000001")  # Alpaca accepts up to 9 decimals
+MAX_CLIENT_ORDER_ID = 128
+PDT_MIN_EQUITY = Decimal(25000)
+PDT_MAX_DAY_TRADES = 3  # the 4th within the window is refused
+PDT_WINDOW_SESSIONS = 5
 AVG_PRICE_QUANTUM = Decimal("0.000001")
 # Buying power held back for a market buy, over the ask, against the price moving.
 MARKET_BUY_BUFFER = Decimal("1.03")
@@ -172,6 +177,10 @@ class Broker:
         self.pending_actions: list[tuple[str, CorporateAction]] = []
         self.next_close_index = self.market.session_index(self.clock.epoch())
         self.halted: set[str] = set()  # symbols in a trading halt
+        # Pattern day trading: (session, symbol) bought, and the sessions of day trades.
+        self.day_buys: set[tuple[int, str]] = set()
+        self.day_trades: list[int] = []
+        self.day_trade_orders: set[str] = set()
         self.positions: dict[str, Position] = {}
         self.orders: dict[str, Order] = {}  # every order since the reset, never pruned
         # The open ones, in submission order: what every tick and check loops over.
@@ -221,7 +230,19 @@ class Broker:
         return order.remaining * self.quote(order.symbol).ask * MARKET_BUY_BUFFER
 
     def buying_power(self, exclude: Order | None = None) -> Decimal:
-        return max(self.cash - self.reserved_for_buys(exclude), Decimal(0))
+        """Reg-T style: multiplier x cash + (multiplier - 1) x long value, less open buys.
+        A paper account is a margin account (x2): more than the cash."""
+        m = self.config.margin_multiplier
+        power = m * self.cash + (m - 1) * self.market_value()
+        return max(power - self.reserved_for_buys(exclude), Decimal(0))
+
+    def cash_buying_power(self) -> Decimal:
+        return max(self.cash - self.reserved_for_buys(), Decimal(0))
+
+    def day_trade_count(self) -> int:
+        """Day trades in the last PDT_WINDOW_SESSIONS sessions, today included."""
+        today = self.market.session_index(self.clock.epoch())
+        return sum(1 for index in self.day_trades if index > today - PDT_WINDOW_SESSIONS)
 
     def qty_available(self, symbol: str, exclude: Order | None = None) -> Decimal:
         held = self.positions.get(symbol)
@@ -303,6 +324,10 @@ class Broker:
     def _validate(self, order: Order, replacing: Order | None = None) -> None:
         if order.client_order_id in self.by_client_id:
             raise SimError(422, CODE_BAD_REQUEST, "client_order_id must be unique")
+        if len(order.client_order_id) > MAX_CLIENT_ORDER_ID:
+            raise bad_request(
+                f"client_order_id must be no more than {MAX_CLIENT_ORDER_ID} characters"
+            )
         if order.symbol in self.halted:
             raise SimError(422, CODE_UNPROCESSABLE, f"trading is halted for {order.symbol}")
         flags = self.flags(order.symbol)
@@ -313,6 +338,7 @@ class Broker:
         if order.extended_hours and (order.type != "limit" or order.time_in_force != "day"):
             raise bad_request("extended hours order must be DAY limit orders")
         self._check_wash_trade(order, replacing)
+        self._check_pattern_day_trading(order)
         if order.side == "buy":
             self._check_buying_power(order, replacing)
         else:
@@ -352,6 +378,17 @@ class Broker:
         for o in self.open_orders.values():
             if o is not replacing and o.symbol == order.symbol and o.side != order.side:
                 raise forbidden("potential wash trade detected. use complex orders")
+
+    def _check_pattern_day_trading(self, order: Order) -> None:
+        """Protection: under $25k equity, a 4th day trade in 5 sessions is refused."""
+        if not self.config.pdt_protection or order.side != "sell":
+            return
+        today = self.market.session_index(self.clock.epoch())
+        if (today, order.symbol) not in self.day_buys:
+            return
+        equity = self.cash + self.market_value()
+        if equity < PDT_MIN_EQUITY and self.day_trade_count() >= PDT_MAX_DAY_TRADES:
+            raise SimError(403, CODE_PDT, "trade denied due to pattern day trading protection")
 
     def _check_buying_power(self, order: Order, replacing: Order | None) -> None:
         cost = self._buy_cost(order)
@@ -534,6 +571,7 @@ class Broker:
         elif order.status not in PENDING_STATUSES:  # a pending replace or cancel stays pending
             order.status = "partially_filled"
         position_qty = self._book_fill(order.symbol, order.side, qty, price)
+        self._note_day_trade(order)
         self.activities.fill(order, qty, price, now, done)
         self.publish(
             "fill" if done else "partial_fill",
@@ -541,10 +579,19 @@ class Broker:
             {
                 "execution_id": self.ids.uuid("execution"),
                 "price": str(price),
-                "qty": str(qty.normalize()),
-                "position_qty": str(position_qty.normalize()),
+                "qty": dec_str(qty),  # plain decimals: never "1E+2"
+                "position_qty": dec_str(position_qty),
             },
         )
+
+    def _note_day_trade(self, order: Order) -> None:
+        """A buy and a sell of one symbol in one session: one day trade per closing order."""
+        today = self.market.session_index(self.clock.epoch())
+        if order.side == "buy":
+            self.day_buys.add((today, order.symbol))
+        elif (today, order.symbol) in self.day_buys and order.id not in self.day_trade_orders:
+            self.day_trade_orders.add(order.id)
+            self.day_trades.append(today)
 
     def _book_fill(self, symbol: str, side: str, qty: Decimal, price: Decimal) -> Decimal:
         """Move cash and the position; returns the position's quantity afterwards."""
@@ -696,7 +743,7 @@ class Broker:
             raise SimError(422, CODE_UNPROCESSABLE, f"order cannot fill ({order.status})")
         qty = order.remaining if qty is None else qty
         if not 0 < qty <= order.remaining:
-            raise bad_request(f"fill qty must be > 0 and <= {order.remaining.normalize()}")
+            raise bad_request(f"fill qty must be > 0 and <= {dec_str(order.remaining)}")
         if price is None:
             price = order.limit_price or self._far_side(order, self.quote(order.symbol))
         self._execute(order, qty, price)

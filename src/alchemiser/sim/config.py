@@ -41,5 +41,9 @@ class SimConfig:
     auto_fill: bool = True
     # Chance that an execution is partial, whatever the order's size.
     partial_fill_probability: float = 0.0
+    # A paper account is a margin account: buying power is this multiple of cash (1 = cash).
+    margin_multiplier: Decimal = Decimal(2)
+    # Refuse a 4th day trade in 5 sessions under $25k equity (403 40310100).
+    pdt_protection: bool = False
     # Virtual time: the clock moves only when the admin advances it.
     virtual_time: bool = False

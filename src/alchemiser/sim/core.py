@@ -39,6 +39,8 @@ TUNABLE = (
     "replace_latency_s",
     "cancel_latency_s",
     "auto_fill",
+    "margin_multiplier",
+    "pdt_protection",
 )
 
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from alchemiser.sim.broker import Broker, Order, Position
+from alchemiser.sim.market import tick_for
 from alchemiser.sim.wire import asset_id, dec_str, iso_et, iso_z
 
 MONEY = Decimal("0.01")
@@ -98,11 +99,11 @@ def account_json(broker: Broker, created: datetime) -> dict[str, Any]:
         "crypto_status": "INACTIVE",
         "currency": "USD",
         "cash": dec_str(broker.cash),
-        "buying_power": dec_str(power),
-        "regt_buying_power": dec_str(power),
+        "buying_power": dec_str(power.quantize(MONEY)),
+        "regt_buying_power": dec_str(power.quantize(MONEY)),
         "daytrading_buying_power": "0",
-        "non_marginable_buying_power": dec_str(power),
-        "effective_buying_power": dec_str(power),
+        "non_marginable_buying_power": dec_str(broker.cash_buying_power().quantize(MONEY)),
+        "effective_buying_power": dec_str(power.quantize(MONEY)),
         "accrued_fees": "0",
         "pending_transfer_in": "0",
         "portfolio_value": dec_str(equity.quantize(MONEY)),
@@ -114,14 +115,14 @@ def account_json(broker: Broker, created: datetime) -> dict[str, Any]:
         "maintenance_margin": "0",
         "last_maintenance_margin": "0",
         "sma": "0",
-        "multiplier": "1",
+        "multiplier": dec_str(broker.config.margin_multiplier),
         "pattern_day_trader": False,
         "trading_blocked": False,
         "transfers_blocked": False,
         "account_blocked": False,
         "trade_suspended_by_user": False,
         "shorting_enabled": False,
-        "daytrade_count": 0,
+        "daytrade_count": broker.day_trade_count(),
         "created_at": created.isoformat(),
         "options_trading_level": 0,
     }
@@ -143,7 +144,7 @@ def asset_json(broker: Broker, symbol: str) -> dict[str, Any]:
         "fractionable": flags.fractionable,
         "min_order_size": "1" if not flags.fractionable else "0.000000001",
         "min_trade_increment": "1" if not flags.fractionable else "0.000000001",
-        "price_increment": "0.01",
+        "price_increment": str(tick_for(broker.quote(symbol).last)),  # 0.0001 below $1
         "maintenance_margin_requirement": 30,
         "attributes": ["fractional_eh_enabled"] if flags.fractionable else [],
     }
