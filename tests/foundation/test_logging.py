@@ -94,3 +94,45 @@ def test_registered_secrets_never_appear(captured: io.StringIO) -> None:
     text = captured.getvalue()
     assert key not in text
     assert text.count("***") >= 4
+
+
+def test_terminal_lines_are_in_new_york_time_and_json_lines_in_utc() -> None:
+    import re
+    from datetime import datetime
+
+    terminal = FakeTerminal()
+    configure_logging("info", "auto", stream=terminal)
+    get_logger("t").info("on a terminal")
+    stamp = re.search(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (EST|EDT)", terminal.getvalue())
+    assert stamp is not None, terminal.getvalue()
+
+    piped = io.StringIO()
+    configure_logging("info", "auto", stream=piped)
+    get_logger("t").info("in a pipe")
+    (line,) = lines(piped)
+    assert datetime.fromisoformat(str(line["timestamp"])).utcoffset() is not None
+    assert str(line["timestamp"]).endswith("Z")
+
+
+def test_log_lines_and_a_progress_bar_share_one_console() -> None:
+    from alchemiser.logging import progress_bar
+
+    terminal = FakeTerminal()
+    configure_logging("info", "auto", stream=terminal)
+    with progress_bar(3, "working") as bar:
+        bar.update(1)
+        get_logger("t").warning("halfway note")
+        bar.update(2)
+    text = terminal.getvalue()
+    # The log line is whole on its own line, however the bar was redrawn around it.
+    assert any("halfway note" in line and "working" not in line for line in text.splitlines()), text
+
+
+def test_routine_library_lines_are_quiet_unless_debugging() -> None:
+    stream = io.StringIO()
+    configure_logging("info", "auto", stream=stream)
+    logging.getLogger("alembic.runtime.plugins").info("setup plugin x")
+    assert stream.getvalue() == ""
+    configure_logging("debug", "auto", stream=stream)
+    logging.getLogger("alembic.runtime.plugins").info("setup plugin x")
+    assert "setup plugin x" in stream.getvalue()

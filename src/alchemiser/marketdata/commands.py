@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from click import progressbar as click_progressbar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alchemiser import db
 from alchemiser.errors import KEYS_HELP, AlpacaKeysMissing, AlpacaKeysRejected, AlpacaUnreachable
+from alchemiser.logging import progress_bar
 from alchemiser.marketdata.alpaca import DataClient
 from alchemiser.marketdata.frame import historical_frame, write_parquet
 from alchemiser.marketdata.refresh import RefreshReport, last_completed_session, refresh_bars
@@ -155,4 +154,4 @@ def export(settings: Settings, as_of: date, path: Path, tickers: Sequence[str]) 
 
 
 def progressbar(length: int) -> AbstractContextManager[Any]:
-    return click_progressbar(length=length, label="refreshing bars", file=sys.stderr)
+    return progress_bar(length, "refreshing bars")
