@@ -15,6 +15,12 @@ is done in modules along the daily run's steps:
 
 from __future__ import annotations
 
+from alchemiser.books.activities import (
+    Activity,
+    book_activities,
+    fetch_activities,
+    parse_activity,
+)
 from alchemiser.books.fills import (
     BookedFill,
     ExecutionReport,
@@ -53,6 +59,7 @@ from alchemiser.books.work import DEFAULT_BUY_HEADROOM, affordable_buy_orders, n
 
 __all__ = [
     "DEFAULT_BUY_HEADROOM",
+    "Activity",
     "BookedFill",
     "BrokerOrderRecord",
     "ExecutionReport",
@@ -62,12 +69,14 @@ __all__ = [
     "SyncResult",
     "affordable_buy_orders",
     "apply_allocation",
+    "book_activities",
     "book_cross",
     "book_execution",
     "book_order_progress",
     "book_parked",
     "deposit",
     "ensure_unallocated",
+    "fetch_activities",
     "find_broker_orders",
     "foreign_fills",
     "input_hash",
@@ -75,6 +84,7 @@ __all__ = [
     "load_intents",
     "net_run",
     "open_account",
+    "parse_activity",
     "rebalance_capital",
     "record_broker_order",
     "record_plan",

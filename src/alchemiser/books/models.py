@@ -298,7 +298,10 @@ class Lot(Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     strategy_id: Mapped[str] = _strategy_fk()
     symbol: Mapped[str] = mapped_column(String(SYMBOL_LENGTH))
-    book_fill_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("book_fills.id"), index=True)
+    # NULL for shares a split moved here (a whole-share book's fraction).
+    book_fill_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("book_fills.id"), index=True
+    )
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     quantity: Mapped[Decimal] = mapped_column(Quantity)
     remaining: Mapped[Decimal] = mapped_column(Quantity)
@@ -340,7 +343,28 @@ class CashEntry(Base):
         String(STRATEGY_ID_LENGTH), ForeignKey("strategies.id")
     )
     memo: Mapped[str | None] = mapped_column(Text)
+    # The symbol a fee or dividend was paid on (its realised P&L).
+    symbol: Mapped[str | None] = mapped_column(String(SYMBOL_LENGTH))
     created_at: Mapped[datetime] = _now()
+
+
+class AccountActivity(Base):
+    """A fee, dividend or split from the broker's account activities, booked once by its id."""
+
+    __tablename__ = "account_activities"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    activity_type: Mapped[str] = mapped_column(String(16))
+    activity_date: Mapped[date] = mapped_column(Date, index=True)
+    symbol: Mapped[str] = mapped_column(String(SYMBOL_LENGTH))
+    # The broker's shares (sold that day, held at the record close, or the split's change)
+    # and the books' own count of the same; they differ only when something is wrong.
+    quantity: Mapped[Decimal] = mapped_column(Quantity)
+    books_quantity: Mapped[Decimal | None] = mapped_column(Quantity)
+    net_amount: Mapped[Decimal] = mapped_column(Money)
+    per_share_amount: Mapped[Decimal | None] = mapped_column(Money)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    booked_at: Mapped[datetime] = _now()
 
 
 class BookHolding(Base):

@@ -6,12 +6,13 @@ cash, cost and P&L add up to the cent and beyond; only quantities are quantised.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import ROUND_FLOOR, Context, Decimal, Inexact
 
 # Alpaca's fractional shares have 9 decimals; so do the ledger's quantities.
 QUANTITY_QUANTUM = Decimal("0.000000001")
 WHOLE_SHARE = Decimal(1)
+CENT = Decimal("0.01")
 # A price derived from an order's average (REST progress, split cost): exact to 1e-12,
 # so quantity × price stays exact and adds up to the broker's average to far below a cent.
 PRICE_QUANTUM = Decimal("1e-12")
@@ -63,3 +64,32 @@ def scale_to_budget(
         floor_to(WIDE_FLOOR.divide(WIDE_FLOOR.multiply(q, budget), cost), quantum)
         for q, _, quantum in wants
     ]
+
+
+def allocate(
+    total: Decimal, weights: Mapping[str, Decimal], quantum: Decimal
+) -> dict[str, Decimal]:
+    """Split `total` by `weights` (> 0) in multiples of `quantum`, adding up to `total` exactly.
+
+    Largest remainder: each gets its share floored (toward zero) to the quantum,
+    then the leftover quanta go one each to the largest remainders (ties: the key
+    that sorts first). A total off the quantum leaves its last sub-quantum piece
+    to the first of those.
+    """
+    if not weights or any(w <= 0 for w in weights.values()):
+        raise ValueError(f"cannot allocate by weights {dict(weights)}")
+    sign = -1 if total < 0 else 1
+    amount = abs(total)
+    whole = sum(weights.values(), ZERO)
+    keys = sorted(weights)
+    exact = {k: WIDE.divide(WIDE.multiply(amount, weights[k]), whole) for k in keys}
+    pieces = {k: floor_to(exact[k], quantum) for k in keys}
+    order = sorted(keys, key=lambda k: (-(exact[k] - pieces[k]), k))
+    leftover = amount - sum(pieces.values(), ZERO)
+    for k in order:
+        if leftover < quantum:
+            break
+        pieces[k] += quantum
+        leftover -= quantum
+    pieces[order[0]] += leftover
+    return {k: sign * p for k, p in pieces.items()}

@@ -223,6 +223,7 @@ async def cash_entry(
     counterparty: str | None = None,
     memo: str | None = None,
     funding: bool = False,
+    symbol: str | None = None,
 ) -> None:
     """One cash movement, and the book's running cash (and funding, for P&L)."""
     await conn.execute(
@@ -234,6 +235,7 @@ async def cash_entry(
             run_id=run_id,
             counterparty=counterparty,
             memo=memo,
+            symbol=symbol,
         )
     )
     values: dict[str, Any] = {"cash": Book.cash + amount, "updated_at": func.now()}

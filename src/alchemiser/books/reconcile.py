@@ -144,13 +144,16 @@ _CONSISTENCY_CHECKS = {
                    FROM lots GROUP BY strategy_id, symbol) l
                ON l.strategy_id = h.strategy_id AND l.symbol = h.symbol
         WHERE h.quantity <> COALESCE(l.quantity, 0) OR h.cost_basis <> COALESCE(l.cost, 0)""",
-    "realised P&L differs from lot closures": """
+    "realised P&L differs from lot closures, fees and dividends": """
         SELECT h.strategy_id, h.symbol FROM book_holdings h
         LEFT JOIN (SELECT l.strategy_id, l.symbol, sum(c.realised_pnl) AS realised
                    FROM lot_closures c JOIN lots l ON l.id = c.lot_id
                    GROUP BY l.strategy_id, l.symbol) r
                ON r.strategy_id = h.strategy_id AND r.symbol = h.symbol
-        WHERE h.realised_pnl <> COALESCE(r.realised, 0)""",
+        LEFT JOIN (SELECT strategy_id, symbol, sum(amount) AS paid FROM cash_entries
+                   WHERE kind IN ('fee', 'dividend') GROUP BY strategy_id, symbol) p
+               ON p.strategy_id = h.strategy_id AND p.symbol = h.symbol
+        WHERE h.realised_pnl <> COALESCE(r.realised, 0) + COALESCE(p.paid, 0)""",
     "execution differs from its book fills": """
         SELECT e.execution_id FROM executions e
         JOIN book_fills f ON f.execution_id = e.execution_id
@@ -160,6 +163,9 @@ _CONSISTENCY_CHECKS = {
                     ELSE sum(f.quantity) <> e.quantity END""",
     "order booked past its quantity": """
         SELECT client_order_id FROM broker_orders WHERE filled_quantity > quantity""",
+    "activity differs from the books": """
+        SELECT id, activity_type, symbol, quantity, books_quantity FROM account_activities
+        WHERE books_quantity IS DISTINCT FROM quantity""",
     "a book is short": "SELECT strategy_id, symbol FROM book_holdings WHERE quantity < 0",
     # A fill that strayed above the reference price by more than phase 2's headroom.
     "book cash is negative": "SELECT id FROM strategies WHERE cash < 0",
