@@ -30,15 +30,14 @@ from alchemiser.sim.errors import (
     not_found,
 )
 from alchemiser.sim.faults import Faults
+from alchemiser.sim.hashing import stable_hash, unit_interval
 from alchemiser.sim.ids import IdSource
 from alchemiser.sim.market import (
     CENT,
     CorporateAction,
     MarketModel,
     Quote,
-    stable_hash,
     tick_for,
-    unit_interval,
 )
 from alchemiser.sim.timeline import Timeline, Timer
 from alchemiser.sim.wire import dec_str, parse_decimal
@@ -470,6 +469,8 @@ class Broker:
         if not self.config.auto_fill or order.symbol in self.halted:
             return
         quote = quote or self.quote(order.symbol)
+        if self._far_side(order, quote) <= 0:
+            return  # nobody on the other side (a one-sided quote): wait for one
         if order.type == "market" or self._marketable(order, quote):
             delay_s = 0.0
         else:
@@ -508,6 +509,8 @@ class Broker:
         if not self.market.calendar.is_open(self.clock.now()):
             return  # a GTC order overnight: the tick reschedules it after the open
         quote = self.quote(order.symbol)
+        if self._far_side(order, quote) <= 0:
+            return  # the other side emptied: the tick waits for it to return
         if order.limit_price is not None and self._limit_wait_mean(order, quote) is None:
             return  # the market moved away from the limit: the tick waits for it to return
         if order.parts_left == 1 and order.filled_qty == 0:
@@ -746,6 +749,8 @@ class Broker:
             raise bad_request(f"fill qty must be > 0 and <= {dec_str(order.remaining)}")
         if price is None:
             price = order.limit_price or self._far_side(order, self.quote(order.symbol))
+        if price <= 0:
+            raise bad_request("fill price must be > 0 (the quote has no such side)")
         self._execute(order, qty, price)
         return order
 

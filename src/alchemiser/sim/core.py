@@ -22,7 +22,7 @@ from alchemiser.sim.faults import (
     StreamFault,
     TokenBucket,
 )
-from alchemiser.sim.market import CorporateAction, MarketModel
+from alchemiser.sim.market import CorporateAction, MarketModel, Quote
 from alchemiser.sim.streams import StreamHub
 from alchemiser.sim.timeline import Timeline
 from alchemiser.sim.views import order_json
@@ -152,6 +152,33 @@ class Simulator:
             "last": str(quote.last),
         }
 
+    def set_quote(
+        self,
+        symbol: str,
+        *,
+        bid: Decimal | None = None,
+        ask: Decimal | None = None,
+        bid_size: int = 1,
+        ask_size: int = 1,
+        stale_seconds: float = 0.0,
+    ) -> dict[str, Any]:
+        """Set a quote outright, until cleared (bid and ask None): a zero side is one-sided,
+        bid == ask locked, bid > ask crossed; `stale_seconds` back-dates it."""
+        symbol = symbol.upper()
+        if bid is None and ask is None:
+            self.market.quote_overrides.pop(symbol, None)
+        else:
+            if bid is None or ask is None or bid < 0 or ask < 0:
+                raise bad_request("bid and ask are both required, each >= 0 (0: no such side)")
+            sides = [p for p in (bid, ask) if p > 0]
+            last = sum(sides, Decimal(0)) / len(sides) if sides else self.broker.quote(symbol).last
+            stamp = self.clock.epoch() - stale_seconds
+            quote = Quote(bid, ask, bid_size, ask_size, last, stamp=stamp)
+            self.market.quote_overrides[symbol] = quote
+        self.broker.on_clock_jump()
+        quote = self.broker.quote(symbol)
+        return {"symbol": symbol, "bid": str(quote.bid), "ask": str(quote.ask)}
+
     def reset(self, cash: Decimal | None = None, seed: int | None = None) -> dict[str, Any]:
         """A fresh account and market. `seed` reseeds everything (prices, ids, fills)."""
         self.timeline.clear()
@@ -164,6 +191,7 @@ class Simulator:
             self.market.actions.clear()
             self.market.unknown.clear()
             self.market.frozen.clear()
+            self.market.quote_overrides.clear()
         self.broker.reset(cash if cash is not None else self.config.cash, seed)
         self.broker.asset_flags.clear()
         self.hub.reset_faults()

@@ -164,7 +164,7 @@ class DataApi:
 
 
 def quote_json(quote: Quote, epoch: float) -> dict[str, Any]:
-    return {"t": iso_z(epoch), **quote_body(quote)}
+    return {"t": iso_z(epoch if quote.stamp is None else quote.stamp), **quote_body(quote)}
 
 
 def _bar(t: str, o: float, h: float, lo: float, c: float) -> dict[str, Any]:

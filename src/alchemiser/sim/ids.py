@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 
-from alchemiser.sim.market import stable_hash
+from alchemiser.sim.hashing import stable_hash
 
 SEQUENCE_BITS = 32
 UUID_BITS = 128

@@ -11,11 +11,10 @@ a seeded Brownian-bridge-like path, so it always ends exactly at the bar's close
 
 from __future__ import annotations
 
-import hashlib
 import math
 import zlib
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Literal
@@ -24,6 +23,8 @@ import numpy as np
 import numpy.typing as npt
 
 from alchemiser.market_calendar import NEW_YORK, MarketCalendar
+from alchemiser.sim.hashing import stable_hash, unit_interval
+from alchemiser.sim.spreads import spread_ticks
 
 FloatArray = npt.NDArray[np.float64]
 BarField = Literal["open", "high", "low", "close"]
@@ -41,7 +42,6 @@ INTRADAY_BRIDGE_TERMS = 12
 MIN_PRICE = 0.5
 HISTORY_CACHE_TICKERS = 600
 BRIDGE_CACHE_SIZE = 20000
-DEFAULT_SPREAD_BPS_RANGE = (2.0, 8.0)
 QUOTE_SIZE_RANGE = (1, 12)  # round lots of 100 shares
 CENT = Decimal("0.01")
 SUB_DOLLAR_TICK = Decimal("0.0001")
@@ -107,16 +107,6 @@ KNOWN_PROFILES: dict[str, Profile] = {
 }
 
 
-def stable_hash(*parts: str | int) -> int:
-    """A 64-bit hash that is the same in every process (unlike `hash`)."""
-    text = "\x1f".join(str(p) for p in parts).encode()
-    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
-
-
-def unit_interval(*parts: str | int) -> float:
-    return stable_hash(*parts) / 2.0**64
-
-
 def tick_for(price: Decimal) -> Decimal:
     return CENT if price >= 1 else SUB_DOLLAR_TICK
 
@@ -166,6 +156,7 @@ class Quote:
     bid_size: int
     ask_size: int
     last: Decimal  # price of the latest trade
+    stamp: float | None = None  # when it was quoted (epoch s); None: now. Old = stale.
 
 
 class MarketModel:
@@ -193,11 +184,11 @@ class MarketModel:
         self.actions: dict[str, list[CorporateAction]] = {}
         self.unknown: set[str] = set()
         self._bridge_weights: dict[tuple[str, int], list[float]] = {}
-        self._spreads: dict[str, float] = {}
+        self.quote_overrides: dict[str, Quote] = {}  # set outright by the admin
         self.frozen: dict[str, Quote] = {}  # halted symbols' last quotes
 
     def freeze(self, symbol: str, epoch: float) -> None:
-        self.frozen[symbol] = self.quote(symbol, epoch)
+        self.frozen[symbol] = replace(self.quote(symbol, epoch), stamp=epoch)
 
     # --- daily history -------------------------------------------------------------
 
@@ -220,15 +211,6 @@ class MarketModel:
         u = unit_interval(self.seed, symbol, "profile")
         v = unit_interval(self.seed, symbol, "vol")
         return Profile(beta=0.6 + 0.9 * u, own_vol=0.005 + 0.01 * v)
-
-    def _default_spread_bps(self, symbol: str) -> float:
-        spread = self._spreads.get(symbol)
-        if spread is None:
-            lo, hi = DEFAULT_SPREAD_BPS_RANGE
-            spread = self._spreads[symbol] = lo + (hi - lo) * unit_interval(
-                self.seed, symbol, "spread"
-            )
-        return spread
 
     def history(self, symbol: str) -> History:
         h = self._histories.get(symbol)
@@ -305,7 +287,7 @@ class MarketModel:
 
     def mid(self, symbol: str, epoch: float) -> Decimal:
         """The traded price of `symbol` at instant `epoch` (seconds)."""
-        frozen = self.frozen.get(symbol)
+        frozen = self.quote_overrides.get(symbol) or self.frozen.get(symbol)
         if frozen is not None:
             return frozen.last
         override = self.price_overrides.get(symbol)
@@ -337,23 +319,23 @@ class MarketModel:
         angle = math.pi * frac
         return sum(w * math.sin(k * angle) for k, w in enumerate(weights, start=1))
 
-    def spread_bps(self, symbol: str) -> float:
-        override = self.spread_overrides.get(symbol)
-        if override is not None:
-            return override
-        return self._default_spread_bps(symbol)
-
     def quote(self, symbol: str, epoch: float) -> Quote:
-        frozen = self.frozen.get(symbol)
-        if frozen is not None:
-            return frozen
+        """The admin's quote or a halted ticker's frozen one, else the model's."""
+        fixed = self.quote_overrides.get(symbol) or self.frozen.get(symbol)
+        if fixed is not None:
+            return fixed
         mid = self.mid(symbol, epoch)
         tick = tick_for(mid)
-        half = mid * Decimal(str(self.spread_bps(symbol))) / Decimal(20000)
-        bid = (mid - half).quantize(tick, rounding=ROUND_FLOOR)
-        ask = (mid + half).quantize(tick, rounding=ROUND_CEILING)
-        if ask <= bid:
-            ask = bid + tick
+        bps = self.spread_overrides.get(symbol)
+        if bps is not None:  # the admin's spread, in basis points of the price
+            half = mid * Decimal(str(bps)) / Decimal(20000)
+            bid = (mid - half).quantize(tick, rounding=ROUND_FLOOR)
+            ask = max((mid + half).quantize(tick, rounding=ROUND_CEILING), bid + tick)
+        else:
+            opens, _ = self.session_bounds(self.session_index(epoch))
+            ticks = spread_ticks(self.seed, symbol, float(mid / tick), epoch, opens)
+            bid = (mid - tick * ticks / 2).quantize(tick, rounding=ROUND_FLOOR)
+            ask = bid + tick * ticks
         bid = max(bid, tick)
         lo, hi = QUOTE_SIZE_RANGE
         second = int(epoch)

@@ -164,6 +164,29 @@ class SimThread:
         p = None if price is None else Decimal(str(price))
         return self.call(lambda s: s.fill(oid, client_order_id, q, p))
 
+    def set_quote(
+        self,
+        symbol: str,
+        *,
+        bid: Decimal | str | None = None,
+        ask: Decimal | str | None = None,
+        bid_size: int = 1,
+        ask_size: int = 1,
+        stale_seconds: float = 0.0,
+    ) -> dict[str, Any]:
+        b = None if bid is None else Decimal(str(bid))
+        a = None if ask is None else Decimal(str(ask))
+        return self.call(
+            lambda s: s.set_quote(
+                symbol,
+                bid=b,
+                ask=a,
+                bid_size=bid_size,
+                ask_size=ask_size,
+                stale_seconds=stale_seconds,
+            )
+        )
+
     def halt(self, symbol: str, halted: bool = True) -> dict[str, Any]:
         return self.call(lambda s: s.halt(symbol, halted))
 

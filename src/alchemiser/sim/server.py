@@ -131,6 +131,7 @@ class AdminApi:
             web.post(p + "config", self._wrap(lambda b: self.sim.configure(**b))),
             web.post(p + "fill", self._wrap(self._fill)),
             web.post(p + "halt", self._wrap(self._halt)),
+            web.post(p + "quote", self._wrap(self._quote)),
         ]
 
     def _wrap(self, op: Callable[[dict[str, Any]], dict[str, Any]]) -> Handler:
@@ -226,6 +227,16 @@ class AdminApi:
             client_order_id=b.get("client_order_id"),
             qty=parse_decimal(b.get("qty"), "qty"),
             price=parse_decimal(b.get("price"), "price"),
+        )
+
+    def _quote(self, b: dict[str, Any]) -> dict[str, Any]:
+        return self.sim.set_quote(
+            str(b["symbol"]),
+            bid=parse_decimal(b.get("bid"), "bid"),
+            ask=parse_decimal(b.get("ask"), "ask"),
+            bid_size=int(b.get("bid_size", 1)),
+            ask_size=int(b.get("ask_size", 1)),
+            stale_seconds=float(b.get("stale_seconds", 0)),
         )
 
     def _halt(self, b: dict[str, Any]) -> dict[str, Any]:

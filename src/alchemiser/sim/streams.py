@@ -227,7 +227,8 @@ class StreamHub:
 
 
 def quote_message(symbol: str, quote: Quote, epoch: float) -> dict[str, Any]:
-    return {"T": "q", "S": symbol, **quote_body(quote), "t": msgpack.Timestamp.from_unix(epoch)}
+    stamp = epoch if quote.stamp is None else quote.stamp
+    return {"T": "q", "S": symbol, **quote_body(quote), "t": msgpack.Timestamp.from_unix(stamp)}
 
 
 def trade_message(symbol: str, price: Decimal, epoch: float, trade_id: int) -> dict[str, Any]:
