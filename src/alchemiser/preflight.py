@@ -8,6 +8,7 @@ check's failure says what to do; the command exits 0 only when every row is read
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -68,7 +69,8 @@ def _strategy(strategy_id: str, path: Any) -> tuple[Check, Any]:
     except UserError as exc:
         return Check(name, False, str(exc)), None
     n = len(strategy.tickers)
-    return Check(name, True, f"{path}: parses, {n} ticker{'s' if n != 1 else ''}"), strategy
+    shown = os.path.normpath(path)  # config/../strategies/x.clj -> strategies/x.clj
+    return Check(name, True, f"{shown}: parses, {n} ticker{'s' if n != 1 else ''}"), strategy
 
 
 def _broker(settings: Settings) -> Broker:

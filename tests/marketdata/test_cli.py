@@ -202,3 +202,18 @@ def test_tickers_lists_a_strategys_tickers(tmp_path: Path) -> None:
     assert result.stdout.split() == ["QQQ", "SPY", "BIL"]
     where = CliRunner().invoke(main, ["tickers", "--where", str(strategy)])
     assert where.stdout.splitlines()[0] == f"QQQ\t{strategy}:1:8"
+
+
+def test_evaluate_defaults_to_the_last_closed_session(env: dict[str, str], tmp_path: Path) -> None:
+    from alchemiser.marketdata.refresh import last_completed_session
+
+    code, out = run(env, "refresh", "--for", str(tmp_path / "test.clj"), "--through", str(THROUGH))
+    assert code == 0, out
+    # The simulator's history ends at its frozen clock; the wall clock is later (or equal).
+    result = CliRunner().invoke(main, ["evaluate", str(tmp_path / "test.clj")], env=env)
+    latest = last_completed_session()
+    if latest == THROUGH:
+        assert result.exit_code == 0, result.output
+    else:
+        assert f"2 tickers without bars through {latest}" in result.stderr
+        assert f"(bars end {THROUGH})" in result.stderr
