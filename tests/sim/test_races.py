@@ -199,3 +199,16 @@ def test_scripted_fill_at_a_price_and_its_errors(
     assert too_much.status_code == 422  # more than remains: refused, never an overfill
     done = sim.fill(client_order_id=order.client_order_id)  # the rest, at the limit
     assert done["status"] == "filled" and done["filled_avg_price"] == "498.8"
+
+
+def test_a_replacement_canceled_before_it_lives_stays_canceled(
+    trading: TradingClient, sim: SimThread, scripted: TradeUpdates
+) -> None:
+    old = live(trading, sim, scripted, limit(2, 499.0))
+    new = trading.replace_order_by_id(old.id, ReplaceOrderRequest(limit_price=499.5))
+    trading.cancel_order_by_id(new.id)  # still pending_new: gone at once
+    sim.advance(WINDOW_S)
+    scripted.wait_event(old.id, "replaced")
+    assert trading.get_order_by_id(new.id).status == OrderStatus.CANCELED
+    assert scripted.events(new.id) == ["canceled"]
+    assert sim.state()["open_orders"] == 0

@@ -701,6 +701,8 @@ class Broker:
         old.replaced_at = old.updated_at = now
         old.replaced_by = new.id
         self.publish("replaced", old, {})
+        if new.status != "pending_new":  # the client canceled the replacement meanwhile
+            return
         new.status = "accepted"
         if new.time_in_force == "day" and new.expires_at is None:
             new.expires_at = self.market.session_bounds(self.market.session_index(now))[1]
