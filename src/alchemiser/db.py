@@ -165,7 +165,13 @@ async def run_alembic(engine: AsyncEngine, action: Callable[[Config], None]) -> 
 
 async def upgrade(engine: AsyncEngine, target: str = HEAD) -> None:
     check_target(target)
-    await run_alembic(engine, lambda cfg: command.upgrade(cfg, target))
+    try:
+        await run_alembic(engine, lambda cfg: command.upgrade(cfg, target))
+    except CommandError as exc:  # the database is at a revision these migrations lack
+        raise SchemaError(
+            f"the database's schema is at a revision this version does not know ({exc}):"
+            " a newer alchemiser migrated it; run that version, or restore a backup"
+        ) from exc
 
 
 async def downgrade(engine: AsyncEngine, target: str) -> None:

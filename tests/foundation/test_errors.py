@@ -6,14 +6,17 @@ a PostgreSQL that refuses, a database that does not exist, a port already taken.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from alchemiser import db
 from tests.foundation.test_cli import HEADS, alchemiser
 
 TRACEBACK = "Traceback (most recent call last)"
@@ -153,3 +156,21 @@ def test_sim_busy_port() -> None:
 )
 def test_sim_bad_flags(flag: str, value: str, cause: str) -> None:
     failed(alchemiser("sim", flag, value), cause, code=2)
+
+
+async def test_a_database_migrated_by_a_newer_version(db_url: str) -> None:
+    engine = db.create_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE alembic_version SET version_num = '9999_future'"
+                    " WHERE version_num = (SELECT min(version_num) FROM alembic_version)"
+                )
+            )
+    finally:
+        await engine.dispose()
+    result = await asyncio.to_thread(
+        alchemiser, "report", "books", env={"ALCHEMISER_DATABASE_URL": plain(db_url)}
+    )
+    failed(result, "9999_future", "a newer alchemiser migrated it")
