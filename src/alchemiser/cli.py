@@ -51,15 +51,17 @@ class _Main(click.Group):
         except Exception as exc:
             if debugging():
                 raise
+            from alchemiser.logging import mask
+
             problem = explain(exc)
             if problem is None:
                 click.echo(
-                    f"error: unexpected {type(exc).__name__}: {exc}\n"
-                    "  (a bug: run again with --debug for the traceback, and report it)",
+                    mask(f"error: unexpected {type(exc).__name__}: {exc}\n")
+                    + "  (a bug: run again with --debug for the traceback, and report it)",
                     err=True,
                 )
                 ctx.exit(EXIT_BUG)
-            click.echo(f"error: {problem}", err=True)
+            click.echo(mask(f"error: {problem}"), err=True)
             ctx.exit(problem.exit_code)
 
 

@@ -47,6 +47,13 @@ def register_secrets(values: Iterable[str]) -> None:
     _secrets.update(v for v in values if v)
 
 
+def mask(text: str) -> str:
+    """`text` with every registered secret replaced by the mask."""
+    for secret in _secrets:
+        text = text.replace(secret, MASK)
+    return text
+
+
 def _mask_secrets(
     _: Any, __: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
