@@ -1,9 +1,12 @@
 """Benchmark of the local Alpaca simulator, through the real alpaca-py clients.
 
-Targets (issue 4):
+Targets (issues 4 and 10):
   * with 100 orders in flight, REST answers in < 20 ms at the median;
   * trade updates arrive within 50 ms of the fill;
-  * 20 years of daily bars for 500 tickers are served in < 10 s.
+  * 20 years of daily bars for 500 tickers are served in < 10 s;
+  * in virtual time, a whole trading day of 100 walk-the-book executions (limit at 75 %,
+    replaced at 85 % and 95 % with the remaining quantity, then a market order for the
+    rest; 30 s steps) runs in < 2 s of wall time.
 
 The simulator runs as `alchemiser sim` in its own process (as users run it), so the
 client's work does not share its interpreter. Run: `.venv/bin/python benchmarks/bench_sim.py`.
@@ -28,6 +31,7 @@ import threading
 import time
 import urllib.request
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import requests
@@ -57,6 +61,13 @@ FILL_WAIT_SCALE = 0.02
 REST_TARGET_S = 0.020
 UPDATE_TARGET_S = 0.050
 BARS_TARGET_S = 10.0
+VIRTUAL_DAY_TARGET_S = 2.0
+WALKS = 100
+WALK_BATCHES = 10
+WALK_STEP_S = 30
+WALK_FRACTIONS = (0.75, 0.85, 0.95)
+SESSION_OPEN = "2026-11-18T09:30:00-05:00"
+SESSION_S = 6.5 * 3600
 CLIENT_PROCESSES = 2
 
 
@@ -206,6 +217,123 @@ def bench_trading(settings: dict[str, str]) -> None:
     collector.thread.join(10)
 
 
+class Walker:
+    """Walk-the-book through alpaca-py in virtual time, as the daemon walks: every order of
+    a phase at once, one quote request and one order listing per step."""
+
+    def __init__(self, settings: dict[str, str]) -> None:
+        key, secret = settings["ALPACA_API_KEY"], settings["ALPACA_SECRET_KEY"]
+        self.origin = settings["ALPACA_TRADING_URL"]
+        self.trading = TradingClient(key, secret, url_override=self.origin)
+        self.data = StockHistoricalDataClient(key, secret, url_override=self.origin)
+        self.session = requests.Session()
+        self.requests = 0
+
+    def advance(self, seconds: float) -> float:
+        """Move the clock; returns its new time (epoch seconds)."""
+        self.requests += 1
+        url = f"{self.origin}/_sim/clock"
+        answer = self.session.post(url, json={"advance_seconds": seconds}, timeout=30)
+        answer.raise_for_status()
+        return float(datetime.fromisoformat(answer.json()["now"]).timestamp())
+
+    def prices(self, symbols: list[str], fraction: float) -> dict[str, float]:
+        self.requests += 1
+        request = StockLatestQuoteRequest(symbol_or_symbols=symbols)
+        quotes = self.data.get_stock_latest_quote(request)
+        return {
+            s: round(q.bid_price + (q.ask_price - q.bid_price) * fraction, 2)
+            for s, q in quotes.items()
+        }
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        self.requests += 1
+        return fn(*args)
+
+    def walk(self, wanted: dict[str, int]) -> None:
+        """Buy `wanted` (symbol -> shares): limits at 75 %, replaced with the remaining
+        quantity at 85 % and 95 % of the spread, then market orders for the rest."""
+        symbols = sorted(wanted)
+        prices = self.prices(symbols, WALK_FRACTIONS[0])
+        live = {
+            s: self.call(self.trading.submit_order, buy_limit(s, wanted[s], prices[s]))
+            for s in symbols
+        }
+        done = dict.fromkeys(symbols, 0.0)  # filled by orders already replaced
+        for fraction in (*WALK_FRACTIONS[1:], None):
+            self.advance(WALK_STEP_S)
+            listing = GetOrdersRequest(status="all", symbols=list(live), limit=500)
+            by_id = {str(o.id): o for o in self.call(self.trading.get_orders, listing)}
+            state = {s: by_id[str(order.id)] for s, order in live.items()}
+            for s, order in state.items():
+                if order.status in ("filled", "rejected"):  # rejected: the old one filled
+                    del live[s]
+            if not live:
+                return
+            if fraction is None:
+                self.finish(live, wanted, done, state)
+                return
+            prices = self.prices(list(live), fraction)
+            for s, order in list(live.items()):
+                filled = done[s] + float(state[s].filled_qty)
+                remaining = int(wanted[s] - filled)
+                if prices[s] == float(state[s].limit_price) and remaining == float(state[s].qty):
+                    continue  # a one-tick spread: the next step's price is the same
+                done[s] = filled
+                request = ReplaceOrderRequest(qty=remaining, limit_price=prices[s])
+                live[s] = self.call(self.trading.replace_order_by_id, order.id, request)
+
+    def finish(
+        self, live: dict[str, Any], wanted: dict[str, int], done: dict[str, float], state: Any
+    ) -> None:
+        for order in live.values():
+            self.call(self.trading.cancel_order_by_id, order.id)
+        self.advance(1)
+        for s, order in live.items():
+            filled = float(self.call(self.trading.get_order_by_id, order.id).filled_qty)
+            remaining = int(wanted[s] - done[s] - filled)
+            if remaining > 0:
+                market = MarketOrderRequest(
+                    symbol=s, qty=remaining, side=OrderSide.BUY, time_in_force=TimeInForce.DAY
+                )
+                self.call(self.trading.submit_order, market)
+        self.advance(1)
+
+
+def buy_limit(symbol: str, qty: int, price: float) -> LimitOrderRequest:
+    return LimitOrderRequest(
+        symbol=symbol, qty=qty, side=OrderSide.BUY, time_in_force=TimeInForce.DAY, limit_price=price
+    )
+
+
+def bench_virtual_day(settings: dict[str, str]) -> None:
+    """100 walks in WALK_BATCHES phases spread over one session, in virtual time."""
+    walker = Walker(settings)
+    admin(walker.origin, "clock", {"now": SESSION_OPEN, "virtual": True})
+    admin(walker.origin, "config", {"partial_fill_probability": 0.3})
+    symbols = [f"W{a}{b}" for a, b in itertools.product(string.ascii_uppercase, repeat=2)][:WALKS]
+    size = WALKS // WALK_BATCHES
+    opens = datetime.fromisoformat(SESSION_OPEN).timestamp()
+    t0 = time.perf_counter()
+    for batch in range(WALK_BATCHES):
+        phase = symbols[batch * size : (batch + 1) * size]
+        walker.walk({s: 10 + i % 40 for i, s in enumerate(phase)})
+        now = walker.advance(0)
+        start = opens + (batch + 1) * SESSION_S / WALK_BATCHES
+        if start > now:  # the next phase starts later in the session
+            walker.advance(start - now)
+    walker.advance(60)  # past the close: expiries and the day's fees
+    elapsed = time.perf_counter() - t0
+    state = admin(walker.origin, "state")
+    held = sum(Decimal(q) for q in state["positions"].values())
+    print(
+        f"virtual day: {WALKS} walks in {WALK_BATCHES} phases, {walker.requests} requests, "
+        f"clock at {state['now']}, {len(state['positions'])} positions, {held} shares "
+        f"(wanted {sum(10 + i % 40 for i in range(size)) * WALK_BATCHES}), {elapsed:.2f} s"
+    )
+    verdict("a trading day of 100 walks in virtual time", elapsed, VIRTUAL_DAY_TARGET_S)
+
+
 def fetch_all_pages(origin: str, headers: dict[str, str], params: dict[str, str]) -> int:
     """Every page of /v2/stocks/bars over plain HTTP (no JSON parsing): the serving cost."""
     session = requests.Session()
@@ -308,12 +436,18 @@ def bars_in_processes(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", action="store_true", help="also parse into Bar models")
+    parser.add_argument("--only-virtual", action="store_true", help="only the virtual day")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     logging.getLogger("alpaca").setLevel(logging.ERROR)  # the planned disconnects at the end
     # Each target against its own fresh simulator, so one part's state cannot slow another.
-    for part in (bench_trading, functools.partial(bench_bars, parse_models=args.models)):
+    parser_parts = (
+        bench_trading,
+        bench_virtual_day,
+        functools.partial(bench_bars, parse_models=args.models),
+    )
+    for part in parser_parts if not args.only_virtual else (bench_virtual_day,):
         proc, settings = start_sim(FILL_WAIT_SCALE)
         try:
             part(settings)
