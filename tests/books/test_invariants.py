@@ -1,13 +1,21 @@
 """Property-based: random targets, prices and partial fills keep every ledger invariant.
 
+Fills reach the ledger in any order, duplicated, as stream executions or REST
+progress snapshots mixed; runs crash and resume; regulatory fees and dividends
+are posted as account activities. After every day the books sum to the broker
+exactly, no book is short, and nothing is booked twice.
+
 Each example runs in one transaction that is rolled back, so examples share a
 database without seeing each other.
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-from decimal import Decimal
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from decimal import ROUND_CEILING, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -15,12 +23,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alchemiser.books import ledger
+from alchemiser.books.fills import ExecutionReport, OrderProgress
 from alchemiser.books.money import floor_to
 from alchemiser.books.netting import NetOrder
 from alchemiser.books.planner import RebalanceOptions, plan_book
 from alchemiser.books.reconcile import ledger_problems, reconcile
 from alchemiser.settings import UNALLOCATED_BOOK, RiskConfig
-from tests.books.harness import Broker, Crash, crash_at, execute_run, no_crash, strategy
+from tests.books.harness import Broker, Crash, Event, crash_at, execute_run, no_crash, strategy
 
 D = Decimal
 SYMBOLS = ("GLD", "SPY", "TLT", "UVXY")
@@ -32,6 +41,10 @@ RISK = RiskConfig(cash_buffer=D("0.01"), min_trade_value=D(1))
 MAX_SLIPPAGE = RISK.slippage_allowance * D("0.8")
 CENT = D("0.01")
 FILL_FRACTIONS = [D(1), D(1), D("0.5"), D("0.37"), D(0)]
+FEE_RATE = D("0.0000278")  # SEC fee per dollar sold (TAF left out: any rate will do)
+# The harness's fills happen now: fees are for today, dividends for tomorrow's ex-date.
+TODAY = datetime.now(ZoneInfo("America/New_York")).date()
+TOMORROW = TODAY + timedelta(days=1)
 
 prices_st = st.lists(
     st.decimals(min_value=D(5), max_value=D(400), places=2), min_size=4, max_size=4
@@ -95,6 +108,13 @@ async def run_steps(conn: AsyncConnection, steps: list, data: st.DataObject) -> 
                 return floor_to(order.reference_price * (1 + slippage), CENT)
             return -floor_to(-order.reference_price * (1 - slippage), CENT)
 
+        def deliver(fills: Sequence[tuple[ExecutionReport, OrderProgress]]) -> list[Event]:
+            """Each fill from the stream or read back over REST, some twice, in any order."""
+            events: list[Event] = [data.draw(st.sampled_from(pair)) for pair in fills]
+            if events:
+                events += data.draw(st.lists(st.sampled_from(events), max_size=2))
+            return data.draw(st.permutations(events))
+
         # Sometimes the process dies mid-run and the run is resumed from what was saved.
         crash = data.draw(st.sampled_from([None, "crosses", "sell", "buy"]))
         try:
@@ -108,6 +128,7 @@ async def run_steps(conn: AsyncConnection, steps: list, data: st.DataObject) -> 
                 prices=fill_price,
                 headroom=RISK.slippage_allowance,
                 checkpoint=crash_at(crash) if crash else no_crash,
+                deliver=deliver,
             )
         except Crash:
             reports = await execute_run(
@@ -119,13 +140,61 @@ async def run_steps(conn: AsyncConnection, steps: list, data: st.DataObject) -> 
                 FRACTIONABLE,
                 prices=fill_price,
                 headroom=RISK.slippage_allowance,
+                deliver=deliver,
             )
+        await post_activities(conn, broker, day, data)
         await check_invariants(conn, broker, prices)
         if reports:
             replayed = data.draw(st.sampled_from(reports))
             before = await snapshot(conn)
             assert await ledger.book_execution(conn, replayed) == []
             assert await snapshot(conn) == before
+
+
+async def post_activities(conn: AsyncConnection, broker: Broker, day: int, data: Any) -> None:
+    """The broker's fees on today's sells and, sometimes, a dividend on a held symbol."""
+    rows = []
+    for symbol, (sold, proceeds) in sorted(broker.sold_today().items()):
+        fee = -(proceeds * FEE_RATE).quantize(CENT, rounding=ROUND_CEILING)
+        broker.cash += fee
+        rows.append(activity(day, "FEE", symbol, sold, fee, date=TODAY, description="REG/TAF fee"))
+    held = sorted(s for s, q in broker.positions.items() if q > 0)
+    if held and data.draw(st.booleans()):
+        symbol = data.draw(st.sampled_from(held))
+        per_share = data.draw(st.decimals(D("0.01"), D("2"), places=4))
+        quantity = broker.positions[symbol]
+        amount = (quantity * per_share).quantize(CENT)
+        broker.cash += amount
+        rows.append(
+            activity(day, "DIV", symbol, quantity, amount, date=TOMORROW, per_share=per_share)
+        )
+    await ledger.book_activities(conn, rows, fractionable=FRACTIONABLE)
+
+
+def activity(
+    day: int,
+    kind: str,
+    symbol: str,
+    quantity: Decimal,
+    amount: Decimal,
+    *,
+    date: date,
+    per_share: Decimal | None = None,
+    description: str = "",
+) -> dict[str, Any]:
+    row = {
+        "id": f"{day:017d}::{kind}-{symbol}",
+        "activity_type": kind,
+        "date": date.isoformat(),
+        "symbol": symbol,
+        "qty": f"{quantity:f}",
+        "net_amount": f"{amount:f}",
+        "description": description,
+        "status": "executed",
+    }
+    if per_share is not None:
+        row["per_share_amount"] = f"{per_share:f}"
+    return row
 
 
 async def snapshot(conn: AsyncConnection) -> tuple[list, list, int]:
