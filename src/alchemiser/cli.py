@@ -10,6 +10,7 @@ import errno
 import os
 import sys
 from pathlib import Path
+from urllib.parse import quote
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -31,9 +32,23 @@ def load_settings_or_exit(path: Path | None = None) -> Settings:
 
     settings = load_settings(path)
     configure_logging(settings.log_level, settings.log_format, stream=sys.stderr)
-    secrets = [settings.alpaca.api_key, settings.alpaca.secret_key, settings.database_url]
-    register_secrets(s.get_secret_value() for s in secrets if s is not None)
+    alpaca = settings.alpaca
+    register_secrets([alpaca.api_key.get_secret_value(), alpaca.secret_key.get_secret_value()])
+    if settings.database_url is not None:
+        password = _password(settings.database_url.get_secret_value())
+        register_secrets([password, quote(password, safe="")])  # as typed, and URL-encoded
     return settings
+
+
+def _password(url: str) -> str:
+    """The URL's password (masked in every line; the rest of the URL helps diagnose)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).password or ""
+    except ArgumentError:
+        return url
 
 
 def debugging() -> bool:
