@@ -10,8 +10,8 @@ import errno
 import os
 import sys
 from pathlib import Path
-from urllib.parse import quote
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import click
 
