@@ -25,20 +25,8 @@ Trading  /v2/account, /v2/account/activities[/{type}], /v2/positions[/{symbol}] 
 Data     /v2/stocks/bars (1Day only), /v2/stocks/quotes/latest, /v2/stocks/trades/latest,
          /v2/stocks/snapshots
 Streams  /stream (trade_updates, JSON), /v2/iex (quotes and trades, msgpack)
-Admin    (JSON bodies, no auth; localhost only)
-  GET    /_sim/state                  clock anchors, cash, positions, open orders, sockets
-  POST   /_sim/clock                  {"now": iso, "speed": x, "advance_seconds": s}
-  POST   /_sim/fund                   {"amount": "1000"}   (negative withdraws)
-  POST   /_sim/price                  {"symbol", "price": "12.34" | null, "spread_bps": 5}
-  POST   /_sim/reset                  {"cash": "100000"}   orders, positions, overrides, faults
-  POST   /_sim/asset                  {"symbol", "fractionable": bool, "tradable": bool}
-  POST   /_sim/unknown                {"symbol", "unknown": true}   no bars/quotes/asset
-  POST   /_sim/corporate_action       {"symbol", "date", "split_ratio": 2, "dividend": 0.5}
-  POST   /_sim/faults                 {"status": 429|500|502|503|504, "count": n,
-                                       "latency_ms": ms, "reject_orders": n, "reject_reason"}
-  DELETE /_sim/faults                 clear every fault
-  POST   /_sim/drop_websockets        close every websocket with 1011
-  POST   /_sim/config                 {"fill_wait_scale": x, "partial_fill_notional": "50000"}
+Admin    /_sim/... (JSON, no auth; localhost only): the clock and virtual time, resets and
+         seeds, scripted fills, quotes, halts, faults. docs/simulator.md has the table.
 """
 
 from alchemiser.sim.config import SimConfig
