@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from alchemiser.books import ledger
 from alchemiser.books.ledger import BrokerOrderRecord, ExecutionReport, OrderProgress
 from alchemiser.books.money import floor_to, quantum_for
-from alchemiser.books.netting import NetOrder, client_order_id
+from alchemiser.books.netting import NetOrder
 from alchemiser.books.planner import Intent, Side
 from alchemiser.settings import StrategyConfig
 
@@ -169,9 +169,7 @@ async def send(
 ) -> list[ExecutionReport]:
     """Record the order, fill it in pieces at `price` (default: reference), deliver the fills."""
     # A resumed run sends what is left as the walk's next step: a new client order id.
-    sent = await ledger.find_broker_orders(conn, run_id)
-    step = sum(1 for o in sent if (o.symbol, o.side) == (order.symbol, order.side))
-    coid = client_order_id(run_id, order.symbol, order.side, step)
+    step, coid = await ledger.next_order(conn, run_id, order.symbol, order.side)
     is_fractionable = fractionable is None or order.symbol in fractionable
     await ledger.record_broker_order(
         conn,
@@ -221,8 +219,10 @@ async def execute_run(
     it first books what its orders did meanwhile, read back from the broker.
     """
     await catch_up(conn, run_id, broker)
-    await ledger.record_plan(conn, run_id, intents, "inputs")
-    work = await ledger.net_run(conn, run_id, fractionable)
+    plan = await ledger.record_plan(conn, run_id, intents, "inputs")
+    if fractionable is None:  # every symbol of the plan
+        fractionable = {i.symbol for i in plan}
+    work = await ledger.net_run(conn, run_id, fractionable=fractionable)
     for cross in work.crosses:
         await ledger.book_cross(conn, run_id, cross)
     checkpoint("crosses")
@@ -240,7 +240,9 @@ async def execute_run(
                 checkpoint,
                 deliver,
             )
-    for order in await ledger.affordable_buy_orders(conn, run_id, fractionable, headroom):
+    for order in await ledger.affordable_buy_orders(
+        conn, run_id, fractionable=fractionable, headroom=headroom
+    ):
         reports += await send(
             conn,
             run_id,

@@ -130,3 +130,29 @@ async def test_an_order_is_never_booked_past_its_quantity(conn: AsyncConnection)
     ]
     problems = await ledger_problems(conn)
     assert any(p.startswith("order booked past its quantity") for p in problems), problems
+
+
+async def test_lots_are_closed_in_execution_time_order_not_booking_order(
+    conn: AsyncConnection,
+) -> None:
+    run_id = await planned_run(conn, Intent("a", "SPY", "buy", D(10), D(100), "rebalance"))
+    later, earlier = "alch-20261102-daily-SPY-buy-1", "alch-20261102-daily-SPY-buy-0"
+    for coid in (earlier, later):
+        await ledger.record_broker_order(conn, order(run_id, "5", coid))
+    # The later execution is booked first (its report arrived first).
+    late = ExecutionReport("e2", "SPY", "buy", D(5), D(110), AT, later, D(5), D(110))
+    early = ExecutionReport(
+        "e1", "SPY", "buy", D(5), D(90), datetime(2026, 11, 2, 20, 1, tzinfo=UTC), earlier, D(5)
+    )
+    await ledger.book_execution(conn, late)
+    await ledger.book_execution(conn, early)
+    run2 = await ledger.start_run(conn, date(2026, 11, 3), "daily")
+    await ledger.record_plan(conn, run2.id, [Intent("a", "SPY", "sell", D(5), D(120), "x")], "h")
+    sell = "alch-20261103-daily-SPY-sell-0"
+    await ledger.record_broker_order(conn, order(run2.id, "5", sell, side="sell"))
+    later_at = datetime(2026, 11, 3, 20, 1, tzinfo=UTC)
+    await ledger.book_execution(
+        conn, ExecutionReport("e3", "SPY", "sell", D(5), D(120), later_at, sell, D(5))
+    )
+    realised = await conn.scalar(text("select realised_pnl from book_holdings"))
+    assert realised == 5 * (120 - 90)  # the 09:01 lot went first

@@ -427,7 +427,7 @@ async def test_buys_leave_headroom_for_fills_above_the_reference_price(
     broker = await setup_books(conn, "10000", a="1000")
     run = await ledger.start_run(conn, DAY, "daily")
     await ledger.record_plan(conn, run.id, [buy("a", "10", "100")], "inputs")
-    (order,) = await ledger.affordable_buy_orders(conn, run.id)
+    (order,) = await ledger.affordable_buy_orders(conn, run.id, fractionable={"SPY"})
     await send(conn, run.id, order, broker, [D(1)], None, price=D("100.05"))
     assert (await cash(conn))["a"] >= 0
     await assert_consistent(conn, broker)
@@ -439,7 +439,7 @@ async def test_a_fill_beyond_the_headroom_is_booked_and_reported(conn: AsyncConn
     broker = await setup_books(conn, "10000", a="1000")
     run = await ledger.start_run(conn, DAY, "daily")
     await ledger.record_plan(conn, run.id, [buy("a", "10", "100")], "inputs")
-    (order,) = await ledger.affordable_buy_orders(conn, run.id, headroom=D(0))
+    (order,) = await ledger.affordable_buy_orders(conn, run.id, fractionable={"SPY"}, headroom=D(0))
     assert order.quantity == D(10)
     # The fill is real: it is booked even though it overdraws the book ...
     await send(conn, run.id, order, broker, [D(1)], None, price=D("100.05"))
@@ -461,7 +461,7 @@ async def test_net_run_gives_the_same_work_after_the_crosses_are_booked(
     await ledger.record_plan(
         conn, run2.id, [sell("a", "10", "110"), buy("b", "4", "110")], "inputs"
     )
-    first = await ledger.net_run(conn, run2.id)
+    first = await ledger.net_run(conn, run2.id, fractionable={"SPY"})
     (cross,) = first.crosses
     assert (cross.quantity, [(o.side, o.quantity) for o in first.orders]) == (
         D(4),
@@ -469,7 +469,7 @@ async def test_net_run_gives_the_same_work_after_the_crosses_are_booked(
     )
     await ledger.book_cross(conn, run2.id, cross)
     # b's cash is spent now; the crosses and the sell are still those of the plan.
-    again = await ledger.net_run(conn, run2.id)
+    again = await ledger.net_run(conn, run2.id, fractionable={"SPY"})
     assert again.crosses == ()
     assert again.orders == first.orders
 
@@ -587,3 +587,17 @@ async def test_crosses_are_saved_when_first_computed(conn: AsyncConnection) -> N
     # ... but not the run's crosses, nor the work derived from them.
     again = await ledger.net_run(conn, run2.id, fractionable={"SPY"})
     assert again == first
+
+
+async def test_a_strategy_added_back_is_funded_again(conn: AsyncConnection) -> None:
+    await ledger.deposit(conn, D(10_000))
+    await ledger.sync_strategies(conn, [strategy("a", "1000")], D(10_000))
+    assert (await ledger.sync_strategies(conn, [], D(10_000))).removed == ["a"]
+    assert await ledger.retire_book(conn, "a")
+    assert (await cash(conn))["a"] == 0
+    again = await ledger.sync_strategies(conn, [strategy("a", "1500")], D(10_000))
+    assert again.funded == {"a": D(1500)}
+    assert await cash(conn) == {UNALLOCATED_BOOK: D(8500), "a": D(1500)}
+    state = await conn.scalar(text("select state from strategies where id = 'a'"))
+    assert state == "active"
+    assert await ledger_problems(conn) == []

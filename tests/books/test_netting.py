@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from alchemiser.books.money import QUANTITY_QUANTUM, WHOLE_SHARE, scale_to_budget
 from alchemiser.books.netting import (
     Share,
-    client_order_id,
     net_intents,
     split_execution,
     split_pro_rata,
@@ -115,13 +114,6 @@ def test_an_over_fill_reports_the_excess() -> None:
 def test_splitting_more_than_asked_is_refused() -> None:
     with pytest.raises(ValueError, match="cannot split"):
         split_pro_rata(D(5), [Share("a", D(4))])
-
-
-def test_client_order_ids_name_the_run_symbol_side_and_step() -> None:
-    assert client_order_id(7, "SPY", "buy", 2) == "alch-7-SPY-buy-2"
-    assert client_order_id(7, "SPY", "sell") == "alch-7-SPY-sell-0"
-    ids = {client_order_id(7, "SPY", side, step) for side in ("buy", "sell") for step in (0, 1)}
-    assert len(ids) == 4
 
 
 asks_st = st.lists(

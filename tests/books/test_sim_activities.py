@@ -14,7 +14,7 @@ from alpaca.trading.requests import MarketOrderRequest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alchemiser.books import ledger
-from alchemiser.books.netting import NetOrder, client_order_id
+from alchemiser.books.netting import NetOrder
 from alchemiser.books.planner import Intent
 from alchemiser.books.reconcile import ledger_problems, reconcile
 from alchemiser.market_calendar import NEW_YORK
@@ -53,13 +53,14 @@ async def run_day(engine: AsyncEngine, trading: TradingClient, kind: str, *inten
         await ledger.record_plan(conn, run.id, intents, kind)
         work = await ledger.net_run(conn, run.id, fractionable={"SPY"})
     for order in work.orders:
-        coid = client_order_id(run.id, order.symbol, order.side)
+        async with engine.begin() as conn:
+            step, coid = await ledger.next_order(conn, run.id, order.symbol, order.side)
         record = ledger.BrokerOrderRecord(
             coid,
             run.id,
             order.symbol,
             order.side,
-            0,
+            step,
             "market",
             order.quantity,
             "pending_new",

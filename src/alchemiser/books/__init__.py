@@ -3,7 +3,8 @@
 Pure logic (no database; plain dataclasses, Decimal):
 - `planner`: `is_rebalance_day`, `plan_book`, `plan_liquidation` → `Intent`s.
 - `netting`: `net_intents` → `NetOrder`s + `Cross`es; `split_pro_rata`,
-  `split_execution`; deterministic `client_order_id` / `cross_execution_id`.
+  `split_execution`; deterministic `cross_execution_id`.
+- `order_ids`: `client_order_id` from a run's natural key, and its parser.
 - `capital`: `capital_transfers` (allocation changes, drift policy).
 - `reconcile.compare`: books against the broker, with tolerance.
 

@@ -33,7 +33,8 @@ from alchemiser.books.money import (
     mul,
     quantum_for,
 )
-from alchemiser.books.netting import Cross, Share, cross_execution_id, is_own_order, split_execution
+from alchemiser.books.netting import Cross, Share, cross_execution_id, split_execution
+from alchemiser.books.order_ids import is_own_order
 from alchemiser.books.planner import Side
 from alchemiser.books.postings import LedgerError, Posting, insert_execution, post_fill, utcnow
 from alchemiser.books.work import unfilled

@@ -120,6 +120,11 @@ async def sync_strategies(
             .where(Book.id == config.id)
             .values(file=str(config.file), state=config.state, capital=config.capital)
         )
+        if row.state == BookState.REMOVED and await _is_retired(conn, config.id):
+            # Added back after its book was liquidated and swept: funded like a new one.
+            await apply_allocation(conn, config.id, config.allocation)
+            funded[config.id] = await _fund(conn, config, equity, run_id)
+            continue
         if config.capital is None and row.allocation != config.allocation:
             changed[config.id] = config.allocation
     configured = {s.id for s in strategies}
@@ -132,14 +137,6 @@ async def sync_strategies(
 async def _create_book(
     conn: AsyncConnection, config: StrategyConfig, equity: Decimal, run_id: int | None
 ) -> Decimal:
-    amount = config.capital if config.capital is not None else mul(config.allocation, equity)
-    available = await conn.scalar(
-        select(Book.cash).where(Book.id == UNALLOCATED_BOOK).with_for_update()
-    )
-    if available is None or available < amount:
-        raise LedgerError(
-            f"cannot fund {config.id} with {amount}: unallocated cash is only {available}"
-        )
     await conn.execute(
         insert(Book).values(
             id=config.id,
@@ -149,11 +146,37 @@ async def _create_book(
             state=config.state,
         )
     )
+    return await _fund(conn, config, equity, run_id)
+
+
+async def _fund(
+    conn: AsyncConnection, config: StrategyConfig, equity: Decimal, run_id: int | None
+) -> Decimal:
+    """Move a book's starting capital from `unallocated`: `capital`, else allocation × equity."""
+    amount = config.capital if config.capital is not None else mul(config.allocation, equity)
+    available = await conn.scalar(
+        select(Book.cash).where(Book.id == UNALLOCATED_BOOK).with_for_update()
+    )
+    if available is None or available < amount:
+        raise LedgerError(
+            f"cannot fund {config.id} with {amount}: unallocated cash is only {available}"
+        )
     await transfer_cash(
         conn, UNALLOCATED_BOOK, config.id, amount, kind=CashKind.FUNDING, run_id=run_id
     )
     log.info("book funded", strategy_id=config.id, amount=str(amount))
     return amount
+
+
+async def _is_retired(conn: AsyncConnection, strategy_id: str) -> bool:
+    """A book with no shares and no cash left (liquidated and swept by `retire_book`)."""
+    held = await conn.scalar(
+        select(func.count())
+        .select_from(BookHolding)
+        .where(BookHolding.strategy_id == strategy_id, BookHolding.quantity != 0)
+    )
+    cash = await conn.scalar(select(Book.cash).where(Book.id == strategy_id))
+    return not held and cash == 0
 
 
 async def rebalance_capital(

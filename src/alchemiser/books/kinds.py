@@ -36,6 +36,14 @@ class CashKind(StrEnum):
     FEE = "fee"
 
 
+class IntentClosure(StrEnum):
+    """Why an intent was closed for the day (a resumed run does not bring it back)."""
+
+    REJECTED = "rejected"
+    EXPIRED = "expired"  # at the close
+    ABANDONED = "abandoned"
+
+
 SIDES = ("buy", "sell")
 
 # An order's status only moves forward along these ranks (Alpaca's order statuses): a

@@ -7,10 +7,12 @@ is done in modules along the daily run's steps:
 
 - `funding`: the `unallocated` book, deposits, new books, capital transfers;
 - `runs`: a run's record (runs, signals, its plan, prices);
-- `orders`: orders recorded before they are sent, adopted by client order id;
+- `orders`: orders recorded before they are sent, adopted by client order id
+  (`order_ids`: the ids, from a run's natural key);
 - `fills`: broker executions and internal crosses, split among the books;
 - `postings`: the only code that writes lots, holdings and cash;
-- `work`: a run's remaining work (crosses, sells, buys capped to cash).
+- `work`: a run's remaining work (crosses, sells, buys capped to cash);
+- `activities`: fees, dividends and splits from the broker's account activities.
 """
 
 from __future__ import annotations
@@ -43,7 +45,14 @@ from alchemiser.books.funding import (
     sync_strategies,
     transfer_cash,
 )
-from alchemiser.books.orders import BrokerOrderRecord, find_broker_orders, record_broker_order
+from alchemiser.books.order_ids import client_order_id, parse_client_order_id
+from alchemiser.books.orders import (
+    BrokerOrderRecord,
+    adopt_order,
+    find_broker_orders,
+    next_order,
+    record_broker_order,
+)
 from alchemiser.books.postings import LedgerError, utcnow
 from alchemiser.books.runs import (
     RunRecord,
@@ -55,7 +64,14 @@ from alchemiser.books.runs import (
     set_run_status,
     start_run,
 )
-from alchemiser.books.work import DEFAULT_BUY_HEADROOM, affordable_buy_orders, net_run
+from alchemiser.books.work import (
+    DEFAULT_BUY_HEADROOM,
+    Work,
+    affordable_buy_orders,
+    close_intents,
+    net_run,
+    remaining_work,
+)
 
 __all__ = [
     "DEFAULT_BUY_HEADROOM",
@@ -67,6 +83,8 @@ __all__ = [
     "OrderProgress",
     "RunRecord",
     "SyncResult",
+    "Work",
+    "adopt_order",
     "affordable_buy_orders",
     "apply_allocation",
     "book_activities",
@@ -74,6 +92,8 @@ __all__ = [
     "book_execution",
     "book_order_progress",
     "book_parked",
+    "client_order_id",
+    "close_intents",
     "deposit",
     "ensure_unallocated",
     "fetch_activities",
@@ -83,13 +103,16 @@ __all__ = [
     "load_books",
     "load_intents",
     "net_run",
+    "next_order",
     "open_account",
     "parse_activity",
+    "parse_client_order_id",
     "rebalance_capital",
     "record_broker_order",
     "record_plan",
     "record_prices",
     "record_signal",
+    "remaining_work",
     "retire_book",
     "set_run_status",
     "start_run",

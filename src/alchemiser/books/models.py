@@ -150,6 +150,9 @@ class Intent(Base):
     planned_quantity: Mapped[Decimal | None] = mapped_column(Quantity)
     reference_price: Mapped[Decimal] = mapped_column(Money)
     reason: Mapped[str] = mapped_column(String(32))
+    # Closed for the day (rejected, expired at the close, abandoned): a resume leaves it be.
+    closed_reason: Mapped[str | None] = mapped_column(String(32))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _now()
 
 
@@ -192,6 +195,9 @@ class BrokerOrder(Base):
     filled_value: Mapped[Decimal] = mapped_column(Money, server_default=text("0"))
     # Non-fractionable assets are split between books in whole shares.
     fractionable: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    # The client order id of the order this one replaced (a walk's earlier step).
+    replaces: Mapped[str | None] = mapped_column(String(128))
+    reject_reason: Mapped[str | None] = mapped_column(Text)
     submitted_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 

@@ -28,9 +28,6 @@ from alchemiser.books.money import (
 )
 from alchemiser.books.planner import Intent, Side
 
-# Walk-the-book step of an order's first submission.
-FIRST_STEP = 0
-
 
 @dataclass(frozen=True, slots=True)
 class Share:
@@ -66,19 +63,6 @@ class Cross:
 class Netted:
     orders: tuple[NetOrder, ...]
     crosses: tuple[Cross, ...]
-
-
-# Every client order id the daemon sends starts with this; any other is not ours.
-CLIENT_ORDER_PREFIX = "alch-"
-
-
-def is_own_order(client_order_id: str | None) -> bool:
-    return client_order_id is not None and client_order_id.startswith(CLIENT_ORDER_PREFIX)
-
-
-def client_order_id(run_id: int, symbol: str, side: Side, step: int = FIRST_STEP) -> str:
-    """Deterministic id of a broker order, so a resumed run finds the orders it already sent."""
-    return f"{CLIENT_ORDER_PREFIX}{run_id}-{symbol}-{side}-{step}"
 
 
 def cross_execution_id(run_id: int, symbol: str) -> str:

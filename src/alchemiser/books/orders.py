@@ -1,18 +1,31 @@
-"""Orders: recorded before they are sent, found again by client order id."""
+"""Orders: recorded before they are sent, adopted by client order id, status only forward.
+
+The execution layer records each order (`pending_new`, committed) before sending
+it, under the id `next_order` gives the walk's next step. An order found at the
+broker after a crash is adopted under its run, found from its client order id's
+natural key (`adopt_order`). Recording an order books what was parked for it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Boolean, func, literal_column, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from alchemiser.books.fills import book_parked
-from alchemiser.books.models import BrokerOrder
+from alchemiser.books.kinds import status_moves_forward
+from alchemiser.books.models import BrokerOrder, Run
+from alchemiser.books.order_ids import client_order_id, parse_client_order_id
 from alchemiser.books.planner import Side
+from alchemiser.books.postings import LedgerError
 from alchemiser.books.runs import add_run_totals
+from alchemiser.logging import get_logger
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -31,44 +44,98 @@ class BrokerOrderRecord:
     alpaca_order_id: str | None = None
     # Non-fractionable assets are split between books in whole shares.
     fractionable: bool = field(kw_only=True)
+    # The client order id of the order this one replaced (a walk's earlier step).
+    replaces: str | None = field(default=None, kw_only=True)
+    reject_reason: str | None = field(default=None, kw_only=True)
 
 
 async def record_broker_order(conn: AsyncConnection, order: BrokerOrderRecord) -> int:
-    """Insert or update an order by its client order id; returns its row id."""
-    values = {
-        "client_order_id": order.client_order_id,
-        "run_id": order.run_id,
-        "symbol": order.symbol,
-        "side": order.side,
-        "step": order.step,
-        "order_type": order.order_type,
-        "quantity": order.quantity,
-        "limit_price": order.limit_price,
-        "status": order.status,
-        "alpaca_order_id": order.alpaca_order_id,
-        "fractionable": order.fractionable,
-    }
-    statement = insert(BrokerOrder).values(**values)
-    upsert = statement.on_conflict_do_update(
-        index_elements=[BrokerOrder.client_order_id],
-        set_={
-            "status": statement.excluded.status,
-            "alpaca_order_id": func.coalesce(
-                statement.excluded.alpaca_order_id, BrokerOrder.alpaca_order_id
-            ),
-            "limit_price": statement.excluded.limit_price,
-            "quantity": statement.excluded.quantity,
-            "updated_at": func.now(),
-        },
+    """Insert an order, or update what the broker says of it (status only forward); its row id.
+
+    A new order's parked fills (reported before it was recorded) are booked now.
+    """
+    inserted: int | None = await conn.scalar(
+        insert(BrokerOrder)
+        .values(
+            client_order_id=order.client_order_id,
+            run_id=order.run_id,
+            symbol=order.symbol,
+            side=order.side,
+            step=order.step,
+            order_type=order.order_type,
+            quantity=order.quantity,
+            limit_price=order.limit_price,
+            status=order.status,
+            alpaca_order_id=order.alpaca_order_id,
+            fractionable=order.fractionable,
+            replaces=order.replaces,
+            reject_reason=order.reject_reason,
+        )
+        .on_conflict_do_nothing(index_elements=[BrokerOrder.client_order_id])
+        .returning(BrokerOrder.id)
     )
-    # xmax = 0 only on a freshly inserted row: count each order once per run.
-    inserted = literal_column("xmax = 0", Boolean).label("inserted")
-    row = (await conn.execute(upsert.returning(BrokerOrder.id, inserted))).one()
-    if row.inserted:
+    if inserted is not None:
         await add_run_totals(conn, order.run_id, broker_orders=1)
         await book_parked(conn, order.client_order_id)
+        return inserted
+    row = (
+        await conn.execute(
+            select(BrokerOrder.id, BrokerOrder.status, BrokerOrder.alpaca_order_id)
+            .where(BrokerOrder.client_order_id == order.client_order_id)
+            .with_for_update()
+        )
+    ).one()
+    values: dict[str, Any] = {}
+    if status_moves_forward(row.status, order.status):
+        values["status"] = order.status
+    if row.alpaca_order_id is None and order.alpaca_order_id is not None:
+        values["alpaca_order_id"] = order.alpaca_order_id
+    if order.reject_reason is not None:
+        values["reject_reason"] = order.reject_reason
+    if values:
+        await conn.execute(
+            update(BrokerOrder)
+            .where(BrokerOrder.id == row.id)
+            .values(**values, updated_at=func.now())
+        )
     order_id: int = row.id
     return order_id
+
+
+async def next_order(
+    conn: AsyncConnection, run_id: int, symbol: str, side: Side
+) -> tuple[int, str]:
+    """The walk's next step for (run, symbol, side), and that step's client order id."""
+    run = (await conn.execute(select(Run.trading_day, Run.kind).where(Run.id == run_id))).one()
+    last = await conn.scalar(
+        select(func.max(BrokerOrder.step)).where(
+            BrokerOrder.run_id == run_id, BrokerOrder.symbol == symbol, BrokerOrder.side == side
+        )
+    )
+    step = 0 if last is None else last + 1
+    return step, client_order_id(run.trading_day, run.kind, symbol, side, step)
+
+
+async def adopt_order(conn: AsyncConnection, found: BrokerOrderRecord) -> int | None:
+    """Record an order found at the broker under the run its client order id names.
+
+    None when the id is not ours, or names a run this ledger does not have (a
+    restored database): such an order is never attached to another run.
+    """
+    key = parse_client_order_id(found.client_order_id)
+    if key is None:
+        return None
+    run_id = await conn.scalar(
+        select(Run.id).where(Run.trading_day == key.trading_day, Run.kind == key.kind)
+    )
+    if run_id is None:
+        log.warning("order at the broker names no run here", client_order_id=found.client_order_id)
+        return None
+    if (key.symbol, key.side) != (found.symbol, found.side):
+        raise LedgerError(
+            f"order {found.client_order_id} at the broker is {found.side} {found.symbol}"
+        )
+    return await record_broker_order(conn, replace(found, run_id=run_id, step=key.step))
 
 
 async def find_broker_orders(conn: AsyncConnection, run_id: int) -> list[BrokerOrderRecord]:
@@ -89,6 +156,8 @@ async def find_broker_orders(conn: AsyncConnection, run_id: int) -> list[BrokerO
             r.limit_price,
             r.alpaca_order_id,
             fractionable=r.fractionable,
+            replaces=r.replaces,
+            reject_reason=r.reject_reason,
         )
         for r in rows
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -10,7 +11,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from alchemiser.books.kinds import CashKind, ExecutionKind
+from alchemiser.books.kinds import CashKind, ExecutionKind, IntentClosure
 from alchemiser.books.models import Book, BookFill, CashEntry, CrossLeg, Execution, Run
 from alchemiser.books.models import Intent as IntentRow
 from alchemiser.books.money import WIDE_FLOOR, ZERO, quantum_for, scale_to_budget
@@ -27,9 +28,7 @@ REASON_SCALED_TO_CASH = "scaled-to-cash"
 DEFAULT_BUY_HEADROOM: Decimal = RiskConfig.model_fields["slippage_allowance"].default
 
 
-async def net_run(
-    conn: AsyncConnection, run_id: int, fractionable: Collection[str] | None = None
-) -> Netted:
+async def net_run(conn: AsyncConnection, run_id: int, *, fractionable: Collection[str]) -> Netted:
     """A run's remaining work, derived from its saved state alone (restart-safe).
 
     The run's crosses are computed once, the first time (`net_intents` of the
@@ -67,7 +66,7 @@ async def net_run(
         )
     )
     pending = tuple(c for c in crosses if c.symbol not in crossed)
-    wants = await unfilled(conn, run_id)
+    wants = await unfilled(conn, run_id, open_only=True)
     for cross in pending:
         legs: list[tuple[Side, Share]] = [("buy", s) for s in cross.buyers]
         legs += [("sell", s) for s in cross.sellers]
@@ -98,7 +97,7 @@ async def _run_crosses(
     conn: AsyncConnection,
     run_id: int,
     planned: Sequence[Intent],
-    fractionable: Collection[str] | None,
+    fractionable: Collection[str],
 ) -> tuple[Cross, ...]:
     """The run's crosses as saved, or computed now and saved (under the run's row lock)."""
     crossed_at = await conn.scalar(select(Run.crossed_at).where(Run.id == run_id).with_for_update())
@@ -167,13 +166,18 @@ async def unfilled(
     symbol: str | None = None,
     side: Side | None = None,
     lock: bool = False,
+    open_only: bool = False,
 ) -> dict[tuple[str, str, Side], tuple[Decimal, Decimal]]:
     """(book, symbol, side) → (its intent minus its fills in the run, reference price).
 
     Only what is still wanted (> 0). `symbol`, `side`: only those intents. `lock`:
     lock the intents first (serialises concurrent bookings of the same order).
+    `open_only`: leave out intents closed for the day (remaining work); a late fill
+    of a closed intent's order is still booked to it.
     """
     which = [IntentRow.run_id == run_id]
+    if open_only:
+        which.append(IntentRow.closed_at.is_(None))
     if symbol is not None:
         which.append(IntentRow.symbol == symbol)
     if side is not None:
@@ -222,7 +226,8 @@ async def unfilled(
 async def affordable_buy_orders(
     conn: AsyncConnection,
     run_id: int,
-    fractionable: Collection[str] | None = None,
+    *,
+    fractionable: Collection[str],
     headroom: Decimal = DEFAULT_BUY_HEADROOM,
 ) -> list[NetOrder]:
     """Phase 2: the run's net buy orders, each book's part capped to the cash it has now.
@@ -236,14 +241,16 @@ async def affordable_buy_orders(
     book's cash goes negative and `reconcile.ledger_problems` reports it.
     """
     remaining: dict[str, dict[str, tuple[Decimal, Decimal]]] = {}
-    for (strategy_id, symbol, _), want in (await unfilled(conn, run_id, side="buy")).items():
+    for (strategy_id, symbol, _), want in (
+        await unfilled(conn, run_id, side="buy", open_only=True)
+    ).items():
         remaining.setdefault(strategy_id, {})[symbol] = want
     cash = dict((await conn.execute(select(Book.id, Book.cash))).all())
     by_symbol: dict[str, list[Share]] = {}
     prices: dict[str, Decimal] = {}
     cuts: list[dict[str, Any]] = []
     for strategy_id, wants in sorted(remaining.items()):
-        quantum_of = {s: quantum_for(fractionable is None or s in fractionable) for s in wants}
+        quantum_of = {s: quantum_for(s in fractionable) for s in wants}
         # Rounded down, if at all: the budget never exceeds the cash it leaves headroom in.
         budget = WIDE_FLOOR.multiply(max(cash.get(strategy_id, ZERO), ZERO), 1 - headroom)
         symbols = sorted(wants)
@@ -282,4 +289,59 @@ async def _lower_intents(conn: AsyncConnection, run_id: int, cuts: list[dict[str
             reason=REASON_SCALED_TO_CASH,
         ),
         cuts,
+    )
+
+
+@dataclass(frozen=True)
+class Work:
+    """A run's remaining work, in the order to do it: crosses, then sells, then buys.
+
+    `buys` are capped to each book's cash after the sells, so they are given only
+    once no cross and no sell is left (phase 2); until then they are empty.
+    """
+
+    crosses: tuple[Cross, ...]
+    sells: tuple[NetOrder, ...]
+    buys: tuple[NetOrder, ...]
+
+
+async def remaining_work(
+    conn: AsyncConnection,
+    run_id: int,
+    *,
+    fractionable: Collection[str],
+    headroom: Decimal = DEFAULT_BUY_HEADROOM,
+) -> Work:
+    """What the run still has to do, from its saved state (restart-safe, see `net_run`)."""
+    netted = await net_run(conn, run_id, fractionable=fractionable)
+    sells = tuple(o for o in netted.orders if o.side == "sell")
+    if netted.crosses or sells:
+        return Work(netted.crosses, sells, ())
+    buys = await affordable_buy_orders(conn, run_id, fractionable=fractionable, headroom=headroom)
+    return Work((), (), tuple(buys))
+
+
+async def close_intents(
+    conn: AsyncConnection,
+    run_id: int,
+    symbol: str,
+    side: Side,
+    reason: IntentClosure,
+    *,
+    strategy_id: str | None = None,
+) -> None:
+    """Close the day's intents of (run, symbol, side) (one book's, if given): a resume skips them.
+
+    What they were filled stays booked; the rest is not asked for again today.
+    """
+    which = [
+        IntentRow.run_id == run_id,
+        IntentRow.symbol == symbol,
+        IntentRow.side == side,
+        IntentRow.closed_at.is_(None),
+    ]
+    if strategy_id is not None:
+        which.append(IntentRow.strategy_id == strategy_id)
+    await conn.execute(
+        update(IntentRow).where(*which).values(closed_reason=reason, closed_at=func.now())
     )
