@@ -20,10 +20,12 @@ def q(bid: str, ask: str, age_s: float = 0) -> Quote:
 @pytest.mark.parametrize(
     ("side", "bid", "ask", "fraction", "expected"),
     [
-        ("buy", "100.00", "100.10", "0.75", "100.07"),  # 100.075 rounds toward the bid
-        ("sell", "100.00", "100.10", "0.75", "100.03"),  # 100.025 rounds toward the ask
-        ("buy", "100.00", "100.10", "0.95", "100.09"),
-        ("sell", "100.00", "100.01", "0.95", "100.01"),  # a one-cent spread stays at the ask
+        ("buy", "100.00", "100.10", "0.75", "100.07"),  # 100.075: a tie goes to the bid
+        ("sell", "100.00", "100.10", "0.75", "100.03"),  # 100.025: a tie goes to the ask
+        ("buy", "100.00", "100.10", "0.85", "100.08"),  # 100.085: a tie, to the bid
+        ("buy", "100.00", "100.10", "0.72", "100.07"),  # 100.072: the nearest tick
+        ("buy", "100.00", "100.01", "0.75", "100.01"),  # one cent wide: nearer the ask
+        ("sell", "100.00", "100.01", "0.75", "100.00"),  # and nearer the bid
         ("buy", "0.5000", "0.5100", "0.85", "0.5085"),  # sub-dollar: 0.0001 tick
         ("buy", "50.00", "50.00", "0.75", "50.00"),  # locked
     ],

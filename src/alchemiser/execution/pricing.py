@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_HALF_DOWN, ROUND_HALF_UP, Decimal
 from typing import Literal
 
 Side = Literal["buy", "sell"]
@@ -37,14 +37,14 @@ def quote_problem(quote: Quote, now: datetime, max_age: timedelta) -> str | None
 
 
 def limit_price(side: Side, quote: Quote, fraction: Decimal) -> Decimal:
-    """`fraction` of the way from the near side to the far side, on the tick.
+    """`fraction` of the way from the near side to the far side, on the nearest tick.
 
-    Rounded toward the near side, so a step never pays more than its fraction of
-    the spread; a locked quote (bid = ask) prices at that price.
+    Ties go to the near side. On a one-tick spread, 75 % is nearer the far side, so
+    the first step is already marketable there, as the fraction says it should be.
     """
     spread = quote.ask - quote.bid
     if side == "buy":
         raw = quote.bid + fraction * spread
-        return raw.quantize(tick_for(raw), rounding=ROUND_FLOOR)
+        return raw.quantize(tick_for(raw), rounding=ROUND_HALF_DOWN)
     raw = quote.ask - fraction * spread
-    return raw.quantize(tick_for(raw), rounding=ROUND_CEILING)
+    return raw.quantize(tick_for(raw), rounding=ROUND_HALF_UP)
