@@ -174,3 +174,24 @@ async def test_a_database_migrated_by_a_newer_version(db_url: str) -> None:
         alchemiser, "report", "books", env={"ALCHEMISER_DATABASE_URL": plain(db_url)}
     )
     failed(result, "9999_future", "a newer alchemiser migrated it")
+
+
+def test_a_closed_pipe_ends_the_output_quietly(tmp_path: Path) -> None:
+    import sys
+
+    many = tmp_path / "many.clj"
+    # Far more output than a pipe buffers, so the writer meets the closed pipe.
+    assets = " ".join(f'(asset "T{i:05d}")' for i in range(20_000))
+    many.write_text(f"(weight-equal [{assets}])", encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alchemiser.cli", "tickers", "--where", str(many)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith("T00000\t")
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    assert proc.wait(60) != 0
+    assert stderr == ""
