@@ -17,7 +17,14 @@ import pytest
 from alchemiser.execution.broker import Broker, OrderSnapshot
 from alchemiser.execution.quotes import latest_quote
 from alchemiser.execution.stream import TradeStream
-from alchemiser.execution.walk import Walk, WalkConfig, WalkPlan, WalkResult, WalkRouter
+from alchemiser.execution.walk import (
+    StepOrder,
+    Walk,
+    WalkConfig,
+    WalkPlan,
+    WalkResult,
+    WalkRouter,
+)
 from alchemiser.market_calendar import NEW_YORK
 from alchemiser.marketdata.alpaca import DataClient
 from alchemiser.settings import MarketDataConfig
@@ -32,6 +39,26 @@ POLL_S = 0.01
 RACE_WINDOW_S = 0.5  # how long a replace stays pending in the race test
 
 
+class RecordingLedger:
+    """The walk's side of the ledger, recorded (the real one is tested with the run)."""
+
+    def __init__(self) -> None:
+        self.recorded: list[tuple[str, StepOrder]] = []
+        self.progressed: list[OrderSnapshot] = []
+        self.rejections: list[tuple[str, str]] = []
+
+    async def record(self, order: StepOrder) -> str:
+        client_order_id = f"walk-{order.symbol}-{order.side}-{len(self.recorded) + 1}"
+        self.recorded.append((client_order_id, order))
+        return client_order_id
+
+    async def progress(self, order: OrderSnapshot) -> None:
+        self.progressed.append(order)
+
+    async def rejected(self, client_order_id: str, reason: str) -> None:
+        self.rejections.append((client_order_id, reason))
+
+
 @dataclass
 class Desk:
     """What a walk needs, wired as the run wires it."""
@@ -40,24 +67,19 @@ class Desk:
     data: DataClient
     router: WalkRouter
     sim: SimThread
-    progress: list[OrderSnapshot]
+    ledger: RecordingLedger
     offset: timedelta
 
+    @property
+    def progress(self) -> list[OrderSnapshot]:
+        return self.ledger.progressed
+
     def walk(self, plan: WalkPlan, config: WalkConfig = FAST) -> Walk:
-        counter = iter(range(1, 100))
-
-        async def next_id() -> str:
-            return f"walk-{plan.symbol}-{plan.side}-{next(counter)}"
-
-        async def on_progress(order: OrderSnapshot) -> None:
-            self.progress.append(order)
-
         return Walk(
             plan,
             self.broker,
             quote=lambda symbol: latest_quote(self.data, symbol),
-            next_client_order_id=next_id,
-            on_progress=on_progress,
+            ledger=self.ledger,
             config=config,
             now=lambda: datetime.now(UTC) + self.offset,
             router=self.router,
@@ -109,7 +131,7 @@ async def desk(sim: SimThread, broker: Broker) -> AsyncIterator[Desk]:
     stream.start()
     await stream.connected.wait()
     offset = sim.call(lambda s: s.clock.now()) - datetime.now(UTC)
-    yield Desk(broker, data, router, sim, [], offset)
+    yield Desk(broker, data, router, sim, RecordingLedger(), offset)
     await stream.stop()
 
 
@@ -161,6 +183,9 @@ async def test_a_walk_moves_through_every_step_then_takes_the_market(
         ("filled", "market", Decimal(4), Decimal(4), None),
     ]
     assert desk.position("QQQ") == Decimal(4)
+    recorded = desk.ledger.recorded
+    assert [o.replaces for _, o in recorded] == [None] + [cid for cid, _ in recorded[:-1]]
+    assert [o.limit_price for _, o in recorded][-1] is None  # the market order
 
 
 async def test_partial_fills_shrink_what_each_next_step_asks_for(
@@ -229,6 +254,8 @@ async def test_a_rejected_order_stops_the_walk_with_the_reason(desk: Desk) -> No
     assert result.reason is not None and "buying power" in result.reason
     assert result.filled == Decimal(0)
     assert desk.broker_orders("SPY") == []
+    [(client_order_id, reason)] = desk.ledger.rejections
+    assert client_order_id == desk.ledger.recorded[0][0] and "buying power" in reason
 
 
 async def test_a_capped_buy_never_prices_above_its_cap_and_ends_at_the_close(

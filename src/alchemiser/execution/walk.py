@@ -9,10 +9,11 @@ states the remaining quantity explicitly (a replace without `qty` keeps the
 original quantity, even after a partial fill). A fractional remainder cannot be
 replaced, so it is cancelled and sent again.
 
-The walk never books: every order snapshot it sees (stream or REST) goes to
-`on_progress`, which books by cumulative order progress and is idempotent. It
-counts what is filled from the same snapshots, so a fill that races a move shrinks
-what the next step asks for.
+The walk never books: each order is recorded by the ledger before it is sent,
+and every snapshot the walk sees (stream or REST) goes to `ledger.progress`, which
+books by cumulative order progress and is idempotent. The walk counts what is
+filled from the same snapshots, so a fill that races a move shrinks what the next
+step asks for.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, Protocol
 
 from alchemiser.execution.broker import Broker, OrderRequest, OrderSnapshot
 from alchemiser.execution.errors import BrokerError, OrderNotChangeable, OrderRejected
@@ -63,6 +64,30 @@ class WalkConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StepOrder:
+    """An order a walk is about to send (`replaces`: the client order id it replaces)."""
+
+    symbol: str
+    side: Side
+    qty: Decimal
+    limit_price: Decimal | None
+    replaces: str | None = None
+
+
+class WalkLedger(Protocol):
+    """What a walk tells the ledger: each order before it is sent, and all it learns."""
+
+    async def record(self, order: StepOrder) -> str:
+        """Record the order (pending_new, committed) and return its client order id."""
+
+    async def progress(self, order: OrderSnapshot) -> None:
+        """Book an order's cumulative progress and status (idempotent)."""
+
+    async def rejected(self, client_order_id: str, reason: str) -> None:
+        """The broker refused the order when it was sent."""
+
+
+@dataclass(frozen=True, slots=True)
 class WalkResult:
     outcome: Outcome
     filled: Decimal
@@ -85,8 +110,7 @@ class Walk:
         broker: Broker,
         *,
         quote: Callable[[str], Awaitable[Quote]],
-        next_client_order_id: Callable[[], Awaitable[str]],
-        on_progress: Callable[[OrderSnapshot], Awaitable[None]],
+        ledger: WalkLedger,
         config: WalkConfig,
         now: Callable[[], datetime],
         router: WalkRouter | None = None,
@@ -94,8 +118,7 @@ class Walk:
         self.plan = plan
         self.broker = broker
         self._quote = quote
-        self._next_id = next_client_order_id
-        self._on_progress = on_progress
+        self.ledger = ledger
         self.config = config
         self._now = now
         self._router = router
@@ -128,7 +151,7 @@ class Walk:
         # Statuses only move forward: never let an older snapshot undo a newer one.
         if known is None or order.filled_qty > known.filled_qty or _newer(order, known):
             self._seen.orders[order.id] = order
-        await self._on_progress(order)
+        await self.ledger.progress(order)
         self._changed.set()
 
     # --- the walk ----------------------------------------------------------------------
@@ -197,7 +220,7 @@ class Walk:
                 return
             await self._cancel_live()
         if self.remaining > 0:
-            await self._submit(price)
+            await self._submit(price, replaces=live.client_order_id if live else None)
 
     def _can_replace(self, live: OrderSnapshot, price: Decimal | None) -> bool:
         """Alpaca replaces only a live whole-share limit order (not pending, not fractional)."""
@@ -205,25 +228,29 @@ class Walk:
         replaceable = live.status in REPLACEABLE and live.limit_price is not None
         return price is not None and replaceable and whole
 
-    async def _submit(self, price: Decimal | None) -> None:
-        request = OrderRequest(
-            client_order_id=await self._register(),
-            symbol=self.plan.symbol,
-            side=self.plan.side,
-            qty=self.remaining,
-            limit_price=price,
-        )
-        sent = await self.broker.submit(request)
+    async def _submit(self, price: Decimal | None, replaces: str | None = None) -> None:
+        step = StepOrder(self.plan.symbol, self.plan.side, self.remaining, price, replaces)
+        client_order_id = await self._record(step)
+        request = OrderRequest(client_order_id, step.symbol, step.side, step.qty, price)
+        try:
+            sent = await self.broker.submit(request)
+        except OrderRejected as exc:
+            await self.ledger.rejected(client_order_id, exc.reason)
+            raise
         self.live = sent.id
         await self._observe(sent)
 
     async def _replace(self, live: OrderSnapshot, price: Decimal) -> None:
         if live.limit_price == price and live.qty == self.remaining + live.filled_qty:
             return  # nothing to change (Alpaca answers 403 "not changed")
-        client_order_id = await self._register()
+        step = StepOrder(
+            self.plan.symbol, self.plan.side, self.remaining, price, live.client_order_id
+        )
+        client_order_id = await self._record(step)
         try:
             new = await self.broker.replace(live.id, self.remaining, price, client_order_id)
-        except OrderNotChangeable:
+        except OrderNotChangeable as exc:
+            await self.ledger.rejected(client_order_id, exc.reason)
             await self._refresh(live.id)  # filled or pending meanwhile: the next step sees it
             return
         await self._observe(new)
@@ -250,10 +277,10 @@ class Walk:
             log.info("walk shrinks a raced replace", symbol=self.plan.symbol)
             await self._cancel_live()
             if self.remaining > 0:
-                await self._submit(live.limit_price)
+                await self._submit(live.limit_price, replaces=live.client_order_id)
 
-    async def _register(self) -> str:
-        client_order_id = await self._next_id()
+    async def _record(self, order: StepOrder) -> str:
+        client_order_id = await self.ledger.record(order)
         self.client_order_ids.add(client_order_id)
         if self._router is not None:
             self._router.claim(client_order_id, self)  # before sending: no event is lost
