@@ -209,13 +209,28 @@ async def test_migration_matches_the_models_and_downgrade_drops_the_views(
         await engine.dispose()
 
 
+def sql_examples(markdown: str) -> list[str]:
+    block = markdown.split("```sql", 1)[1].split("```", 1)[0]
+    return [s.strip() for s in block.split(";") if s.strip()]
+
+
 async def test_the_readme_psql_examples_run(engine: AsyncEngine) -> None:
     await build_ledger(engine)
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Reading the books with psql", 1)[1]
-    block = section.split("```sql", 1)[1].split("```", 1)[0]
-    statements = [s.strip() for s in block.split(";") if s.strip()]
+    statements = sql_examples(readme.split("## Reading the books with psql", 1)[1])
     assert len(statements) >= 6
     async with engine.connect() as conn:
         for statement in statements:
             await conn.execute(text(statement))
+
+
+async def test_the_ledger_guide_queries_run_and_name_every_view(engine: AsyncEngine) -> None:
+    await build_ledger(engine)
+    guide = (REPO_ROOT / "docs" / "ledger.md").read_text(encoding="utf-8")
+    statements = sql_examples(guide)
+    assert len(statements) >= 8
+    async with engine.connect() as conn:
+        for statement in statements:
+            await conn.execute(text(statement))
+    assert all(f"`{view}`" in guide for view in VIEWS)
+    assert all(f"`{table}`" in guide for table in BOOK_TABLES)
