@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from alchemiser.execution.pricing import Quote, limit_price, quote_problem
+from alchemiser.execution.pricing import Quote, floor_to_tick, limit_price, quote_problem
 
 NOW = datetime(2026, 11, 18, 20, 30, tzinfo=UTC)
 FRESH = timedelta(seconds=10)
@@ -54,3 +54,8 @@ def test_unusable_quotes_are_named(quote: Quote, problem: str) -> None:
 
 def test_a_fresh_two_sided_quote_is_usable() -> None:
     assert quote_problem(q("100.00", "100.01", age_s=1), NOW, FRESH) is None
+
+
+def test_a_cap_is_floored_to_the_tick() -> None:
+    assert floor_to_tick(Decimal("118.28850")) == Decimal("118.28")
+    assert floor_to_tick(Decimal("0.512345")) == Decimal("0.5123")

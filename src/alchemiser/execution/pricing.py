@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_DOWN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_DOWN, ROUND_HALF_UP, Decimal
 from typing import Literal
 
 Side = Literal["buy", "sell"]
@@ -23,6 +23,11 @@ class Quote:
 
 def tick_for(price: Decimal) -> Decimal:
     return CENT if price >= ONE_DOLLAR else SUB_DOLLAR_TICK
+
+
+def floor_to_tick(price: Decimal) -> Decimal:
+    """The highest price on the tick at or below `price` (a buy's cap)."""
+    return price.quantize(tick_for(price), rounding=ROUND_FLOOR)
 
 
 def quote_problem(quote: Quote, now: datetime, max_age: timedelta) -> str | None:

@@ -1,0 +1,151 @@
+"""A run's execution: internal crosses, then every net sell, then every net buy.
+
+All sells walk concurrently; buys start only when every sell has ended (filled,
+rejected, expired at the close), and are then capped to the cash the books really
+have (the ledger's `remaining_work`; never Alpaca's `buying_power`, which includes
+margin). Each step reads the remaining work from the ledger, so running this
+again after a crash continues where the books stand and never asks twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from alchemiser.books import ledger
+from alchemiser.books.kinds import IntentClosure
+from alchemiser.books.netting import NetOrder
+from alchemiser.books.retry import transact
+from alchemiser.execution.booking import LedgerLink
+from alchemiser.execution.broker import Broker
+from alchemiser.execution.pricing import Quote, floor_to_tick
+from alchemiser.execution.walk import Walk, WalkConfig, WalkPlan, WalkResult, WalkRouter
+from alchemiser.logging import get_logger
+
+log = get_logger(__name__)
+
+# How a walk that did not fill closes its intents for the day.
+CLOSURE = {
+    "rejected": IntentClosure.REJECTED,
+    "expired": IntentClosure.EXPIRED,
+    "unconfirmed": IntentClosure.ABANDONED,
+    "error": IntentClosure.ABANDONED,
+}
+
+
+@dataclass(frozen=True)
+class Desk:
+    """What the phases need, wired once by the run."""
+
+    engine: AsyncEngine
+    broker: Broker
+    router: WalkRouter
+    quote: Callable[[str], Awaitable[Quote]]
+    config: WalkConfig
+    now: Callable[[], datetime]
+    fractionable: frozenset[str]
+    buy_headroom: Decimal
+
+
+@dataclass(frozen=True)
+class OrderOutcome:
+    order: NetOrder
+    result: WalkResult
+
+
+@dataclass(frozen=True)
+class Execution:
+    crosses: int
+    sells: tuple[OrderOutcome, ...]
+    buys: tuple[OrderOutcome, ...]
+
+
+async def execute(desk: Desk, run_id: int) -> Execution:
+    link = LedgerLink(desk.engine, run_id, desk.fractionable)
+    crosses = await _book_crosses(desk, run_id)
+    work = await _remaining(desk, run_id)
+    sells = await _walk_all(desk, link, run_id, work.sells)
+    work = await _remaining(desk, run_id)
+    if work.sells or work.crosses:
+        # A sell that ended unfilled has closed its intents; anything left is a bug.
+        raise RuntimeError(f"run {run_id}: sells remain after phase 1: {work.sells}")
+    buys = await _walk_all(desk, link, run_id, work.buys)
+    return Execution(crosses, sells, buys)
+
+
+async def _book_crosses(desk: Desk, run_id: int) -> int:
+    work = await _remaining(desk, run_id)
+
+    async def book(conn: AsyncConnection) -> int:
+        for cross in work.crosses:
+            await ledger.book_cross(conn, run_id, cross)
+        return len(work.crosses)
+
+    return await transact(desk.engine, book)
+
+
+async def _remaining(desk: Desk, run_id: int) -> ledger.Work:
+    async def read(conn: AsyncConnection) -> ledger.Work:
+        return await ledger.remaining_work(
+            conn, run_id, fractionable=desk.fractionable, headroom=desk.buy_headroom
+        )
+
+    return await transact(desk.engine, read)
+
+
+async def _walk_all(
+    desk: Desk, link: LedgerLink, run_id: int, orders: Collection[NetOrder]
+) -> tuple[OrderOutcome, ...]:
+    results = await asyncio.gather(*(_walk_one(desk, link, run_id, o) for o in orders))
+    return tuple(results)
+
+
+async def _walk_one(desk: Desk, link: LedgerLink, run_id: int, order: NetOrder) -> OrderOutcome:
+    plan = WalkPlan(
+        order.symbol,
+        order.side,
+        order.quantity,
+        fractionable=order.symbol in desk.fractionable,
+        price_cap=_cap(order, desk.buy_headroom),
+    )
+    walk = Walk(
+        plan,
+        desk.broker,
+        quote=desk.quote,
+        ledger=link,
+        config=desk.config,
+        now=desk.now,
+        router=desk.router,
+    )
+    result = await walk.run()
+    log.info(
+        "walk ended",
+        symbol=order.symbol,
+        side=order.side,
+        outcome=result.outcome,
+        filled=str(result.filled),
+        reason=result.reason,
+    )
+    closure = CLOSURE.get(result.outcome)
+    if closure is not None:
+        await _close(desk, run_id, order, closure)
+    return OrderOutcome(order, result)
+
+
+async def _close(desk: Desk, run_id: int, order: NetOrder, closure: IntentClosure) -> None:
+    async def write(conn: AsyncConnection) -> None:
+        await ledger.close_intents(conn, run_id, order.symbol, order.side, closure)
+
+    await transact(desk.engine, write)
+
+
+def _cap(order: NetOrder, headroom: Decimal) -> Decimal | None:
+    """A buy pays at most its reference price plus the headroom phase 2 kept for slippage."""
+    if order.side != "buy":
+        return None
+    return floor_to_tick(order.reference_price * (1 + headroom))

@@ -1,0 +1,159 @@
+"""A run's two phases on a real ledger and the simulator: crosses, sells, then buys."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from alchemiser.books import ledger
+from alchemiser.books.planner import Intent
+from alchemiser.books.reconcile import reconcile
+from alchemiser.execution.booking import LedgerLink, catch_up
+from alchemiser.execution.broker import Broker
+from alchemiser.execution.phases import Desk, execute
+from alchemiser.execution.quotes import latest_quote
+from alchemiser.execution.stream import TradeEvent, TradeStream
+from alchemiser.execution.walk import WalkConfig, WalkRouter
+from alchemiser.marketdata.alpaca import DataClient
+from alchemiser.settings import MarketDataConfig
+from alchemiser.sim import SimThread
+from tests.books.harness import strategy
+from tests.execution.conftest import alpaca_config
+
+DAY = date(2026, 11, 18)
+STEPS = (Decimal("0.75"), Decimal("0.85"), Decimal("0.95"))
+FAST = WalkConfig(STEPS, 0.1, confirm_timeout_seconds=2.0, quote_max_age=timedelta(minutes=5))
+TOLERANCE = Decimal("0.01")
+BOOKS = [strategy("alpha", "30000"), strategy("beta", "30000"), strategy("gamma", "30000")]
+
+
+class Wiring:
+    def __init__(self, engine: AsyncEngine, broker: Broker, sim: SimThread) -> None:
+        self.engine = engine
+        self.broker = broker
+        self.sim = sim
+        self.router = WalkRouter()
+        self.links: dict[int, LedgerLink] = {}
+        config = alpaca_config(sim)
+        self.data = DataClient(config, MarketDataConfig(max_retries=2, retry_backoff_seconds=0.01))
+        self.stream = TradeStream(config, self.on_event, self.on_connected)
+        self.offset = sim.call(lambda s: s.clock.now()) - datetime.now(UTC)
+        self.fractionable: frozenset[str] = frozenset({"SPY", "QQQ", "TLT"})
+
+    async def on_event(self, event: TradeEvent) -> None:
+        await self.router.on_event(event)
+        for link in self.links.values():
+            await link.on_event(event)
+            break  # one link books for the ledger; the run id is in the order's row
+
+    async def on_connected(self) -> None:
+        await catch_up(self.engine, self.broker, datetime(2026, 11, 18, tzinfo=UTC))
+
+    def desk(self) -> Desk:
+        return Desk(
+            engine=self.engine,
+            broker=self.broker,
+            router=self.router,
+            quote=lambda symbol: latest_quote(self.data, symbol),
+            config=FAST,
+            now=lambda: datetime.now(UTC) + self.offset,
+            fractionable=self.fractionable,
+            buy_headroom=Decimal("0.005"),
+        )
+
+    async def plan(self, kind: str, intents: list[tuple[str, str, str, int]]) -> int:
+        """Start a run and save its plan: (book, symbol, side, quantity) at the quote's mid."""
+        async with self.engine.begin() as conn:
+            run = await ledger.start_run(conn, DAY, kind)
+            rows = []
+            for book, symbol, side, qty in intents:
+                quote = await latest_quote(self.data, symbol)
+                mid = ((quote.bid + quote.ask) / 2).quantize(Decimal("0.01"))
+                rows.append(Intent(book, symbol, side, Decimal(qty), mid, "target"))  # type: ignore[arg-type]
+            await ledger.record_plan(conn, run.id, rows, ledger.input_hash(kind))
+        self.links[run.id] = LedgerLink(self.engine, run.id, self.fractionable)
+        return run.id
+
+    async def reconciled(self) -> bool:
+        account = await self.broker.account()
+        positions = {p.symbol: p.qty for p in await self.broker.positions()}
+        async with self.engine.begin() as conn:
+            result = await reconcile(conn, positions, account.cash, TOLERANCE)
+        return result.ok
+
+
+@pytest.fixture
+async def wiring(engine: AsyncEngine, broker: Broker, sim: SimThread) -> AsyncIterator[Wiring]:
+    wired = Wiring(engine, broker, sim)
+    account = await broker.account()
+    async with engine.begin() as conn:
+        await ledger.open_account(conn, account.cash, {})
+        await ledger.sync_strategies(conn, BOOKS, account.equity)
+    wired.stream.start()
+    await wired.stream.connected.wait()
+    yield wired
+    await wired.stream.stop()
+
+
+def sim_orders(sim: SimThread) -> list[tuple[str, str, float, float | None]]:
+    """(side, symbol, created_at, ended_at) of every order at the broker."""
+    return sim.call(
+        lambda s: [
+            (o.side, o.symbol, o.created_at, o.filled_at or o.canceled_at or o.expired_at)
+            for o in s.broker.orders.values()
+        ]
+    )
+
+
+async def test_sells_all_end_before_any_buy_and_the_books_equal_the_account(
+    wiring: Wiring, sim: SimThread
+) -> None:
+    first = await wiring.plan(
+        "open",
+        [("alpha", "SPY", "buy", 10), ("beta", "QQQ", "buy", 4), ("gamma", "TLT", "buy", 6)],
+    )
+    opened = await execute(wiring.desk(), first)
+    assert [o.result.outcome for o in opened.buys] == ["filled"] * 3
+    assert await wiring.reconciled()
+    before = len(sim_orders(sim))
+
+    second = await wiring.plan(
+        "rotate",
+        [
+            ("alpha", "SPY", "sell", 10),
+            ("alpha", "TLT", "buy", 5),
+            ("beta", "QQQ", "sell", 4),
+            ("gamma", "TLT", "sell", 3),
+        ],
+    )
+    rotated = await execute(wiring.desk(), second)
+    assert rotated.crosses == 1  # TLT: gamma's 3 to alpha inside the house
+    assert {(o.order.symbol, o.order.quantity) for o in rotated.sells} == {
+        ("SPY", Decimal(10)),
+        ("QQQ", Decimal(4)),
+    }
+    assert [(o.order.symbol, o.order.quantity) for o in rotated.buys] == [("TLT", Decimal(2))]
+    orders = sim_orders(sim)[before:]
+    last_sell_end = max(end for side, _, _, end in orders if side == "sell" and end)
+    first_buy = min(created for side, _, created, _ in orders if side == "buy")
+    assert last_sell_end <= first_buy
+    assert await wiring.reconciled()
+    async with wiring.engine.begin() as conn:
+        books = await ledger.load_books(conn)
+    assert books["alpha"].positions == {"TLT": Decimal(5)}
+    assert books["beta"].positions == {}
+    assert books["gamma"].positions == {"TLT": Decimal(3)}
+
+
+async def test_running_the_phases_again_sends_nothing_new(wiring: Wiring, sim: SimThread) -> None:
+    run_id = await wiring.plan("open", [("alpha", "SPY", "buy", 3)])
+    await execute(wiring.desk(), run_id)
+    sent = len(sim_orders(sim))
+    again = await execute(wiring.desk(), run_id)  # a resume after the run had finished
+    assert again.sells == () and again.buys == ()
+    assert len(sim_orders(sim)) == sent
+    assert await wiring.reconciled()
