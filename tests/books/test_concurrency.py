@@ -174,3 +174,26 @@ async def test_two_executions_of_one_order_at_once_are_both_booked_once(
         assert await ledger_problems(conn) == []
         filled = await conn.scalar(text("select sum(filled_quantity) from broker_orders"))
         assert filled == D(10)
+
+
+async def test_a_fill_racing_its_order_record_is_booked_not_left_parked(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.begin() as conn:
+        await ledger.deposit(conn, D(100_000))
+        await ledger.sync_strategies(conn, [strategy("a", "5000")], D(100_000))
+        run = await ledger.start_run(conn, DAY, "daily")
+        intent = Intent("a", "SPY", "buy", D(10), D(100), "rebalance")
+        await ledger.record_plan(conn, run.id, [intent], "inputs")
+    record = BrokerOrderRecord(
+        coid("SPY"), run.id, "SPY", "buy", 0, "limit", D(10), "pending_new", fractionable=True
+    )
+    # The order's row is written but not committed when the stream reports its fill.
+    await race(
+        engine,
+        lambda c: ledger.record_broker_order(c, record),
+        lambda c: ledger.book_execution(c, fill("s1", "SPY", "10", "10")),
+    )
+    assert await booked(engine) == {"SPY": D(10)}
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("select count(*) from parked_fills")) == 0

@@ -193,7 +193,21 @@ async def foreign_fills(conn: AsyncConnection) -> Sequence[Row[Any]]:
     return result.all()
 
 
+async def lock_client_order_id(conn: AsyncConnection, client_order_id: str) -> None:
+    """Serialise everything done under one client order id until the transaction ends.
+
+    Recording an order and booking its fill take this lock first, so a fill that
+    races its order's (uncommitted) record waits for it instead of being parked
+    after the record looked for parked fills.
+    """
+    await conn.execute(
+        select(func.pg_advisory_xact_lock(func.hashtextextended(client_order_id, 0)))
+    )
+
+
 async def _book(conn: AsyncConnection, report: _Report) -> list[BookedFill]:
+    if report.client_order_id is not None:
+        await lock_client_order_id(conn, report.client_order_id)
     order = await _lock_order(conn, report.client_order_id)
     if order is not None:
         return await _book_progress(conn, order, report)

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from alchemiser.books.fills import book_parked
+from alchemiser.books.fills import book_parked, lock_client_order_id
 from alchemiser.books.kinds import status_moves_forward
 from alchemiser.books.models import BrokerOrder, Run
 from alchemiser.books.order_ids import client_order_id, parse_client_order_id
@@ -54,6 +54,7 @@ async def record_broker_order(conn: AsyncConnection, order: BrokerOrderRecord) -
 
     A new order's parked fills (reported before it was recorded) are booked now.
     """
+    await lock_client_order_id(conn, order.client_order_id)
     inserted: int | None = await conn.scalar(
         insert(BrokerOrder)
         .values(

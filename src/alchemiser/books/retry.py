@@ -1,7 +1,8 @@
 """Run a ledger transaction again when Postgres picked it as a deadlock or serialization victim.
 
-Lock order everywhere: an order's row, then the run's intents, then books in id
-order, then holdings and lots; bookings never lock `runs`. That order makes a
+Lock order everywhere: the client order id (an advisory lock), the order's row,
+the run's intents, then books in id order, then holdings and lots; bookings
+never lock `runs`. That order makes a
 deadlock unlikely, not impossible (a transaction that books several executions
 can meet the books in another order), so every ledger transaction that books is
 run through `transact`: the victim is rolled back by Postgres and run again
