@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from alchemiser.books import ledger
 from alchemiser.books.planner import Intent
 from alchemiser.books.reconcile import reconcile
-from alchemiser.execution.booking import LedgerLink, catch_up
+from alchemiser.execution.booking import book_event, catch_up
 from alchemiser.execution.broker import Broker
 from alchemiser.execution.phases import Desk, execute
 from alchemiser.execution.quotes import latest_quote
@@ -37,7 +37,6 @@ class Wiring:
         self.broker = broker
         self.sim = sim
         self.router = WalkRouter()
-        self.links: dict[int, LedgerLink] = {}
         config = alpaca_config(sim)
         self.data = DataClient(config, MarketDataConfig(max_retries=2, retry_backoff_seconds=0.01))
         self.stream = TradeStream(config, self.on_event, self.on_connected)
@@ -46,9 +45,7 @@ class Wiring:
 
     async def on_event(self, event: TradeEvent) -> None:
         await self.router.on_event(event)
-        for link in self.links.values():
-            await link.on_event(event)
-            break  # one link books for the ledger; the run id is in the order's row
+        await book_event(self.engine, event)
 
     async def on_connected(self) -> None:
         await catch_up(self.engine, self.broker, datetime(2026, 11, 18, tzinfo=UTC))
@@ -75,7 +72,6 @@ class Wiring:
                 mid = ((quote.bid + quote.ask) / 2).quantize(Decimal("0.01"))
                 rows.append(Intent(book, symbol, side, Decimal(qty), mid, "target"))  # type: ignore[arg-type]
             await ledger.record_plan(conn, run.id, rows, ledger.input_hash(kind))
-        self.links[run.id] = LedgerLink(self.engine, run.id, self.fractionable)
         return run.id
 
     async def reconciled(self) -> bool:

@@ -74,22 +74,27 @@ class LedgerLink:
 
         await transact(self.engine, write)
 
-    async def on_event(self, event: TradeEvent) -> None:
-        """Book a trade update: an execution by its id, anything else by order progress."""
-        if event.event in FILL_EVENTS and event.execution_id and event.qty and event.price:
-            report = ExecutionReport(
-                execution_id=event.execution_id,
-                symbol=event.order.symbol,
-                side=event.order.side,
-                quantity=event.qty,
-                price=event.price,
-                executed_at=event.at,
-                client_order_id=event.order.client_order_id,
-                order_filled_quantity=event.order.filled_qty,
-                order_average_price=event.order.filled_avg_price,
-            )
-            await transact(self.engine, lambda conn: ledger.book_execution(conn, report))
-        await self.progress(event.order)  # the status, and any progress not yet booked
+
+async def book_event(engine: AsyncEngine, event: TradeEvent) -> None:
+    """Book a trade update: an execution by its id, anything else by order progress."""
+    if event.event in FILL_EVENTS and event.execution_id and event.qty and event.price:
+        report = ExecutionReport(
+            execution_id=event.execution_id,
+            symbol=event.order.symbol,
+            side=event.order.side,
+            quantity=event.qty,
+            price=event.price,
+            executed_at=event.at,
+            client_order_id=event.order.client_order_id,
+            order_filled_quantity=event.order.filled_qty,
+            order_average_price=event.order.filled_avg_price,
+        )
+
+        async def write(conn: AsyncConnection) -> None:
+            await ledger.book_execution(conn, report)
+
+        await transact(engine, write)
+    await _book_progress(engine, _progress_of(event.order))  # its status, and any progress
 
 
 async def catch_up(engine: AsyncEngine, broker: Broker, since: datetime) -> int:
