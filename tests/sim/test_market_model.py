@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from alchemiser.market_calendar import NEW_YORK, get_calendar
-from alchemiser.sim.broker import Broker
+from alchemiser.sim.orders import limit_wait_mean
 from alchemiser.sim.market import MarketModel
 
 START = date(2000, 1, 3)
@@ -59,7 +59,7 @@ def test_history_is_a_function_of_seed_and_ticker_only() -> None:
 
 
 def test_limit_waits_shorten_toward_the_far_side() -> None:
-    from alchemiser.sim.broker import Order
+    from alchemiser.sim.orders import Order
     from alchemiser.sim.market import Quote
 
     quote = Quote(Decimal("100.00"), Decimal("100.20"), 1, 1, Decimal("100.10"))
@@ -78,7 +78,7 @@ def test_limit_waits_shorten_toward_the_far_side() -> None:
             extended_hours=False,
             created_at=0.0,
         )
-        return Broker._limit_wait_mean(order, quote)
+        return limit_wait_mean(order, quote)
 
     waits = [mean_wait(p) for p in ("100.00", "100.10", "100.15", "100.17", "100.19")]
     assert all(w is not None for w in waits)

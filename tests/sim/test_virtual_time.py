@@ -109,7 +109,8 @@ def scenario(trading: TradingClient, sim: SimThread, updates: TradeUpdates) -> l
     sim.advance(5)
     bid, ask = quote(sim, "TLT")
     if status(trading, orders[3]) in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
-        trading.replace_order_by_id(orders[3].id, ReplaceOrderRequest(limit_price=float(ask)))
+        request = ReplaceOrderRequest(limit_price=float(ask))
+        orders.append(trading.replace_order_by_id(orders[3].id, request))
     sim.advance(3600)
     marker = trading.submit_order(buy_limit("GLD", 1, Decimal("1.00")))
     sim.advance(1)
@@ -117,9 +118,11 @@ def scenario(trading: TradingClient, sim: SimThread, updates: TradeUpdates) -> l
     sim.advance(1)
     updates.wait_event(marker.id, "canceled")  # the stream is in order: all earlier arrived
     wait_until(lambda: sim.state()["open_orders"] == 0)
+    ours = {str(o.id) for o in [*orders, marker]}  # not a late update of an earlier test
     log = [
         (u.event, str(u.order.id), u.timestamp, u.price, u.qty, u.execution_id, u.order.status)
         for u in updates.received[start:]
+        if str(u.order.id) in ours
     ]
     fills = trading.get("/account/activities", {"activity_types": "FILL"})
     return [log, fills, trading.get_account().cash]

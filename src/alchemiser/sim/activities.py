@@ -21,7 +21,7 @@ from alchemiser.sim.ids import IdSource
 from alchemiser.sim.wire import dec_str, parse_time
 
 if TYPE_CHECKING:
-    from alchemiser.sim.broker import Order
+    from alchemiser.sim.orders import Order
 
 ACTIVITY_TYPES = ("FILL", "FEE", "DIV", "SPLIT")
 DEFAULT_PAGE_SIZE = 100

@@ -1,23 +1,23 @@
-"""The account model and order engine: cash, positions, orders and how they fill.
+"""The account model and order engine: cash, positions, orders and their lifecycle.
 
 All state lives on the simulator's event loop; nothing here is thread-safe and
-nothing needs to be. Fills are scheduled with `loop.call_later`; a periodic tick
-(`on_tick`) handles the clock: queued orders go live at the open, DAY orders expire
-at the close, and resting limits fill when the moving quote crosses them.
+nothing needs to be. Acknowledgements, fills and replace/cancel resolutions are
+timeline events (real or virtual time); a periodic tick (`on_tick`) handles the
+clock: queued orders go live at the open, DAY orders expire at the close, resting
+limits fill when the moving quote crosses them, and the settlement posts the day's
+fees and corporate actions.
 """
 
 from __future__ import annotations
 
-import math
 import random
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-from alchemiser.sim.activities import Activities, new_york_date
+from alchemiser.sim.activities import Activities
 from alchemiser.sim.clock import SimClock
 from alchemiser.sim.config import SimConfig
 from alchemiser.sim.errors import (
@@ -34,19 +34,29 @@ from alchemiser.sim.hashing import stable_hash, unit_interval
 from alchemiser.sim.ids import IdSource
 from alchemiser.sim.market import (
     CENT,
-    CorporateAction,
     MarketModel,
     Quote,
     tick_for,
 )
-from alchemiser.sim.timeline import Timeline, Timer
+from alchemiser.sim.orders import (
+    OPEN_STATUSES,
+    PENDING_STATUSES,
+    QTY_QUANTUM,
+    AssetFlags,
+    Order,
+    Position,
+    execution_price,
+    execution_qty,
+    far_side,
+    is_whole,
+    limit_wait_mean,
+    marketable,
+    parts_for,
+)
+from alchemiser.sim.settlement import Settlement
+from alchemiser.sim.timeline import Timeline
 from alchemiser.sim.wire import dec_str, parse_decimal
 
-PENDING_STATUSES = frozenset({"pending_replace", "pending_cancel"})
-# Live at the exchange: these fill (an order pending a replace or cancel still can).
-LIVE_STATUSES = frozenset({"new", "partially_filled"}) | PENDING_STATUSES
-OPEN_STATUSES = LIVE_STATUSES | {"accepted", "pending_new"}
-QTY_QUANTUM = Decimal("0.000000001")  # Alpaca accepts up to 9 decimals
 MAX_CLIENT_ORDER_ID = 128
 PDT_MIN_EQUITY = Decimal(25000)
 PDT_MAX_DAY_TRADES = 3  # the 4th within the window is refused
@@ -54,87 +64,13 @@ PDT_WINDOW_SESSIONS = 5
 AVG_PRICE_QUANTUM = Decimal("0.000001")
 # Buying power held back for a market buy, over the ask, against the price moving.
 MARKET_BUY_BUFFER = Decimal("1.03")
-# A limit resting at mid-spread waits this long (simulated seconds) on average to fill;
-# the mean scales with the square of the distance to the far side.
-LIMIT_FILL_MEAN_AT_MID_S = 120.0
 # Simulated seconds between the parts of an order that fills in pieces.
 PARTIAL_FILL_GAP_S = 2.0
-MAX_FILL_PARTS = 4
-# A random partial fill (config.partial_fill_probability) takes this share of what remains.
-PARTIAL_SHARE_RANGE = (0.1, 0.9)
-# Market impact: basis points per $10,000 of notional in one execution, capped.
-IMPACT_BPS_PER_10K = Decimal("0.5")
-MAX_IMPACT_BPS = Decimal("50")
-BPS = Decimal("0.0001")
 FRACTIONABLE_SHARE = 0.85  # share of tickers that are fractionable unless set by admin
 SYMBOL_PATTERN = re.compile(r"^[A-Z][A-Z0-9.]{0,9}$")
 EXCHANGES = ("NASDAQ", "NYSE", "ARCA")
 
 Publisher = Callable[[str, "Order", dict[str, Any]], None]
-
-
-@dataclass(slots=True)
-class Order:
-    id: str
-    client_order_id: str
-    symbol: str
-    side: str
-    type: str
-    time_in_force: str
-    qty: Decimal | None
-    notional: Decimal | None
-    limit_price: Decimal | None
-    extended_hours: bool
-    created_at: float
-    status: str = "accepted"
-    updated_at: float = 0.0
-    submitted_at: float = 0.0
-    filled_at: float | None = None
-    canceled_at: float | None = None
-    expired_at: float | None = None
-    failed_at: float | None = None
-    replaced_at: float | None = None
-    replaced_by: str | None = None
-    replaces: str | None = None
-    filled_qty: Decimal = Decimal(0)
-    filled_avg_price: Decimal | None = None
-    expires_at: float | None = None  # close of the session a DAY order lives in
-    timer: Timer | None = field(default=None, repr=False)  # its next fill or acknowledgement
-    parts_left: int = 1
-    rng: random.Random = field(default_factory=random.Random, repr=False)
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in OPEN_STATUSES
-
-    @property
-    def is_live(self) -> bool:
-        return self.status in LIVE_STATUSES
-
-    @property
-    def remaining(self) -> Decimal:
-        return (self.qty or Decimal(0)) - self.filled_qty
-
-
-@dataclass(slots=True)
-class Position:
-    symbol: str
-    qty: Decimal
-    avg_entry_price: Decimal
-
-    @property
-    def cost_basis(self) -> Decimal:
-        return self.qty * self.avg_entry_price
-
-
-@dataclass(slots=True)
-class AssetFlags:
-    tradable: bool
-    fractionable: bool
-
-
-def _is_whole(qty: Decimal) -> bool:
-    return qty == qty.to_integral_value()
 
 
 class Broker:
@@ -171,10 +107,7 @@ class Broker:
         self.generation = 0 if seed is not None else self.generation + 1
         self.ids = IdSource(self.config.seed, self.generation)
         self.activities = Activities(self.ids)
-        # Corporate actions not yet applied to the account, and the next session whose
-        # close will post the day's fees.
-        self.pending_actions: list[tuple[str, CorporateAction]] = []
-        self.next_close_index = self.market.session_index(self.clock.epoch())
+        self.settlement = Settlement(self)
         self.halted: set[str] = set()  # symbols in a trading halt
         # Pattern day trading: (session, symbol) bought, and the sessions of day trades.
         self.day_buys: set[tuple[int, str]] = set()
@@ -460,21 +393,18 @@ class Broker:
 
     # --- orders: fills -----------------------------------------------------------------
 
-    def _far_side(self, order: Order, quote: Quote) -> Decimal:
-        return quote.ask if order.side == "buy" else quote.bid
-
     def _schedule_fill(self, order: Order, quote: Quote | None = None) -> None:
         """Arrange the next execution of a live order, if it can fill at all."""
         self._cancel_timer(order)
         if not self.config.auto_fill or order.symbol in self.halted:
             return
         quote = quote or self.quote(order.symbol)
-        if self._far_side(order, quote) <= 0:
+        if far_side(order, quote) <= 0:
             return  # nobody on the other side (a one-sided quote): wait for one
-        if order.type == "market" or self._marketable(order, quote):
+        if order.type == "market" or marketable(order, quote):
             delay_s = 0.0
         else:
-            mean = self._limit_wait_mean(order, quote)
+            mean = limit_wait_mean(order, quote)
             if mean is None:
                 return  # behind the near side: fills only if the market moves through it
             delay_s = order.rng.expovariate(1.0 / mean) if mean > 0 else 0.0
@@ -483,25 +413,6 @@ class Broker:
     def _after(self, order: Order, sim_seconds: float) -> None:
         order.timer = self.timeline.after(sim_seconds, self._fill_step, order)
 
-    @staticmethod
-    def _limit_wait_mean(order: Order, quote: Quote) -> float | None:
-        """Mean simulated wait before a resting limit fills; None if it is behind the book."""
-        assert order.limit_price is not None
-        spread = quote.ask - quote.bid
-        near = quote.bid if order.side == "buy" else quote.ask
-        toward_far = order.limit_price - near if order.side == "buy" else near - order.limit_price
-        frac = float(toward_far / spread) if spread > 0 else 1.0
-        if frac < 0:
-            return None
-        return LIMIT_FILL_MEAN_AT_MID_S * ((1.0 - min(frac, 1.0)) / 0.5) ** 2
-
-    def _marketable(self, order: Order, quote: Quote) -> bool:
-        if order.limit_price is None:
-            return True
-        if order.side == "buy":
-            return order.limit_price >= quote.ask
-        return order.limit_price <= quote.bid
-
     def _fill_step(self, order: Order) -> None:
         order.timer = None
         if not order.is_live or order.symbol in self.halted:
@@ -509,53 +420,20 @@ class Broker:
         if not self.market.calendar.is_open(self.clock.now()):
             return  # a GTC order overnight: the tick reschedules it after the open
         quote = self.quote(order.symbol)
-        if self._far_side(order, quote) <= 0:
+        if far_side(order, quote) <= 0:
             return  # the other side emptied: the tick waits for it to return
-        if order.limit_price is not None and self._limit_wait_mean(order, quote) is None:
+        if order.limit_price is not None and limit_wait_mean(order, quote) is None:
             return  # the market moved away from the limit: the tick waits for it to return
         if order.parts_left == 1 and order.filled_qty == 0:
-            order.parts_left = self._parts_for(order, quote)
-        price = self._execution_price(order, quote)
-        qty = self._execution_qty(order, price)
+            order.parts_left = parts_for(order, quote, self.config.partial_fill_notional)
+        price = execution_price(order, quote)
+        qty = execution_qty(order, price, self.config.partial_fill_probability)
         if qty <= 0:
             return
         self._execute(order, qty, price)
         if order.filled_qty < (order.qty or 0):
             order.parts_left = max(order.parts_left - 1, 1)
             self._after(order, PARTIAL_FILL_GAP_S * (0.5 + order.rng.random()))
-
-    def _parts_for(self, order: Order, quote: Quote) -> int:
-        notional = order.notional or order.remaining * quote.last
-        ratio = float(notional / self.config.partial_fill_notional)
-        return max(1, min(MAX_FILL_PARTS, math.ceil(ratio)))
-
-    def _execution_price(self, order: Order, quote: Quote) -> Decimal:
-        far = self._far_side(order, quote)
-        if order.limit_price is not None and not self._marketable(order, quote):
-            return order.limit_price  # a resting limit fills at its own price
-        chunk = order.notional or order.remaining / order.parts_left * far
-        impact = min(chunk / Decimal(10000) * IMPACT_BPS_PER_10K, MAX_IMPACT_BPS) * BPS
-        tick = tick_for(far)
-        if order.side == "buy":
-            price = (far * (1 + impact)).quantize(tick, rounding=ROUND_CEILING)
-            return min(price, order.limit_price) if order.limit_price is not None else price
-        price = (far * (1 - impact)).quantize(tick, rounding=ROUND_FLOOR)
-        return max(price, order.limit_price) if order.limit_price is not None else price
-
-    def _execution_qty(self, order: Order, price: Decimal) -> Decimal:
-        if order.notional is not None:
-            return (order.notional / price).quantize(QTY_QUANTUM, rounding=ROUND_DOWN)
-        share = 1.0 / order.parts_left
-        if order.rng.random() < self.config.partial_fill_probability:  # whatever the size
-            share *= PARTIAL_SHARE_RANGE[0] + order.rng.random() * (
-                PARTIAL_SHARE_RANGE[1] - PARTIAL_SHARE_RANGE[0]
-            )
-        if share >= 1.0:
-            return order.remaining
-        whole = order.qty == order.qty.to_integral_value() if order.qty is not None else False
-        part = order.remaining * Decimal(str(share))
-        part = part.to_integral_value(ROUND_DOWN) if whole else part.quantize(QTY_QUANTUM)
-        return min(max(part, Decimal(1) if whole else QTY_QUANTUM), order.remaining)
 
     def _execute(self, order: Order, qty: Decimal, price: Decimal) -> None:
         now = self.clock.epoch()
@@ -644,7 +522,7 @@ class Broker:
         qty = parse_decimal(body.get("qty"), "qty")
         limit = parse_decimal(body.get("limit_price"), "limit_price")
         tif = body.get("time_in_force") or old.time_in_force
-        if qty is not None and not (_is_whole(qty) and old.qty is not None and _is_whole(old.qty)):
+        if qty is not None and not (is_whole(qty) and old.qty is not None and is_whole(old.qty)):
             raise SimError(422, CODE_UNPROCESSABLE, "fractional orders cannot change qty")
         if (
             (qty is None or qty == old.qty)
@@ -750,7 +628,7 @@ class Broker:
         if not 0 < qty <= order.remaining:
             raise bad_request(f"fill qty must be > 0 and <= {dec_str(order.remaining)}")
         if price is None:
-            price = order.limit_price or self._far_side(order, self.quote(order.symbol))
+            price = order.limit_price or far_side(order, self.quote(order.symbol))
         if price <= 0:
             raise bad_request("fill price must be > 0 (the quote has no such side)")
         self._execute(order, qty, price)
@@ -797,7 +675,7 @@ class Broker:
     def on_tick(self) -> None:
         """Opens, closes and price moves since the last tick (the clock may have jumped)."""
         now = self.clock.epoch()
-        self._apply_due_actions(now)
+        self.settlement.apply_due_actions(now)
         quotes: dict[str, Quote] = {}  # one quote per symbol per tick
         market_open = self.market.calendar.is_open(self.clock.now())
         for order in list(self.open_orders.values()):
@@ -813,51 +691,7 @@ class Broker:
                 if quote is None:
                     quote = quotes[order.symbol] = self.market.quote(order.symbol, now)
                 self._schedule_fill(order, quote)
-        self._end_of_days(now)
-
-    def _end_of_days(self, now: float) -> None:
-        """Post the fees of every session that has closed since the last tick."""
-        index = self.next_close_index
-        while index < self.market.size and self.market.session_bounds(index)[1] <= now:
-            close = self.market.session_bounds(index)[1]
-            self.cash -= self.activities.post_fees(new_york_date(close), close)
-            index += 1
-        self.next_close_index = min(index, self.market.session_index(now))
-
-    def add_action(self, symbol: str, action: CorporateAction) -> None:
-        self.pending_actions.append((symbol, action))
-        self._apply_due_actions(self.clock.epoch())
-
-    def _apply_due_actions(self, now: float) -> None:
-        """Splits and dividends whose ex-date has opened change the account (once each)."""
-        due = [(s, a) for s, a in self.pending_actions if self._ex_open(a) <= now]
-        if not due:
-            return
-        self.pending_actions = [p for p in self.pending_actions if p not in due]
-        for symbol, action in sorted(due, key=lambda p: (p[1].index, p[0])):
-            self._apply_action(symbol, action, max(now, self._ex_open(action)))
-
-    def _ex_open(self, action: CorporateAction) -> float:
-        return self.market.session_bounds(self._clamped(action.index))[0]
-
-    def _clamped(self, index: int) -> int:
-        return min(max(index, 0), self.market.size - 1)
-
-    def _apply_action(self, symbol: str, action: CorporateAction, now: float) -> None:
-        """The dividend is paid on the shares held before the split (both on one ex-date)."""
-        held = self.positions.get(symbol)
-        if held is None:
-            return
-        day = self.market.calendar.days[self._clamped(action.index) + self.market.base]
-        if action.dividend:
-            per_share = Decimal(str(action.dividend))
-            self.cash += self.activities.dividend(symbol, day, held.qty, per_share, now)
-        if action.split_ratio != 1.0:
-            ratio = Decimal(str(action.split_ratio))
-            old = held.qty
-            held.qty *= ratio
-            held.avg_entry_price /= ratio
-            self.activities.split(symbol, day, held.qty - old, ratio, now)
+        self.settlement.end_of_days(now)
 
     def _expire(self, order: Order, at: float) -> None:
         self._cancel_timer(order)

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from alchemiser.market_calendar import get_calendar
-from alchemiser.sim.broker import AssetFlags, Broker
+from alchemiser.sim.broker import Broker
 from alchemiser.sim.clock import SimClock
 from alchemiser.sim.config import SimConfig
 from alchemiser.sim.errors import bad_request
@@ -23,6 +23,7 @@ from alchemiser.sim.faults import (
     TokenBucket,
 )
 from alchemiser.sim.market import CorporateAction, MarketModel, Quote
+from alchemiser.sim.orders import AssetFlags
 from alchemiser.sim.streams import StreamHub
 from alchemiser.sim.timeline import Timeline
 from alchemiser.sim.views import order_json
@@ -256,7 +257,7 @@ class Simulator:
         index = self.market.index_of_day(day)
         action = CorporateAction(index=index, split_ratio=split_ratio, dividend=dividend)
         self.market.actions.setdefault(symbol, []).append(action)
-        self.broker.add_action(symbol, action)
+        self.broker.settlement.add_action(symbol, action)
         return {"symbol": symbol, "index": index, "split_ratio": split_ratio, "dividend": dividend}
 
     def set_faults(

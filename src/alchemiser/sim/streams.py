@@ -13,10 +13,10 @@ from typing import Any
 import msgpack
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from alchemiser.sim.broker import Order
 from alchemiser.sim.clock import SimClock
 from alchemiser.sim.faults import StreamFaults
 from alchemiser.sim.market import MarketModel, Quote
+from alchemiser.sim.orders import Order
 from alchemiser.sim.views import order_json
 from alchemiser.sim.wire import iso_z, quote_body, trade_body
 

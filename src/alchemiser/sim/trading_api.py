@@ -8,9 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from alchemiser.sim.broker import Broker, Order
+from alchemiser.sim.broker import Broker
 from alchemiser.sim.errors import bad_request, not_found
 from alchemiser.sim.market import KNOWN_PROFILES
+from alchemiser.sim.orders import Order
 from alchemiser.sim.views import account_json, asset_json, clock_json, order_json, position_json
 from alchemiser.sim.wire import asset_id, parse_date, parse_decimal, parse_time
 

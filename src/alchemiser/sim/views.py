@@ -6,8 +6,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from alchemiser.sim.broker import Broker, Order, Position
+from alchemiser.sim.broker import Broker
 from alchemiser.sim.market import tick_for
+from alchemiser.sim.orders import Order, Position
 from alchemiser.sim.wire import asset_id, dec_str, iso_et, iso_z
 
 MONEY = Decimal("0.01")
