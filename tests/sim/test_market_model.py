@@ -6,8 +6,8 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from alchemiser.market_calendar import NEW_YORK, get_calendar
-from alchemiser.sim.orders import limit_wait_mean
 from alchemiser.sim.market import MarketModel
+from alchemiser.sim.orders import limit_wait_mean
 
 START = date(2000, 1, 3)
 
@@ -59,8 +59,8 @@ def test_history_is_a_function_of_seed_and_ticker_only() -> None:
 
 
 def test_limit_waits_shorten_toward_the_far_side() -> None:
-    from alchemiser.sim.orders import Order
     from alchemiser.sim.market import Quote
+    from alchemiser.sim.orders import Order
 
     quote = Quote(Decimal("100.00"), Decimal("100.20"), 1, 1, Decimal("100.10"))
 
