@@ -127,6 +127,9 @@ def bench_trading(settings: dict[str, str]) -> None:
     collector = Collector(settings)
     while admin(origin, "state")["trade_listeners"] < 1:
         time.sleep(0.05)
+    # Orders are acknowledged (pending_new -> new) before the next request, so the
+    # submit-replace-cancel cycle below never meets Alpaca's "not yet replaceable" 422.
+    admin(origin, "config", {"ack_latency_s": 0})
     symbols = [f"B{a}{b}" for a, b in itertools.product(string.ascii_uppercase, repeat=2)][:50]
     for symbol in symbols:  # wide enough spreads that a limit can sit inside them
         admin(origin, "price", {"symbol": symbol, "spread_bps": 40})
