@@ -135,6 +135,7 @@ class AccountSnapshot:
 class PositionSnapshot:
     symbol: str
     qty: Decimal
+    avg_entry_price: Decimal
     qty_available: Decimal | None
 
 
@@ -197,6 +198,7 @@ class Broker:
             PositionSnapshot(
                 symbol=str(r["symbol"]),
                 qty=Decimal(str(r["qty"])),
+                avg_entry_price=Decimal(str(r["avg_entry_price"])),
                 qty_available=_decimal(r.get("qty_available")),
             )
             for r in rows

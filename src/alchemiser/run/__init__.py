@@ -1,0 +1,1 @@
+"""The daily run, written once: `trade-now`, the daemon's scheduled job and the demo call it."""

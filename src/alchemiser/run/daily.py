@@ -1,0 +1,268 @@
+"""The daily run, once, top to bottom (DESIGN.md, "The daily run").
+
+    gate → books adopt the account → catch up → reconcile → the day's run row →
+    data → evaluate → plan (saved once) → [dry run stops here] → settle what a crashed
+    run sent → crosses, sells, buys → reconcile → journal
+
+Each step is a function of its inputs plus the database, so running the whole
+recipe again after a crash converges: the run row is found again, its plan is read
+back, its orders are settled by client order id, and only the remaining work trades.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+import polars as pl
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from alchemiser.books import ledger
+from alchemiser.books.kinds import RunStatus
+from alchemiser.books.netting import Netted
+from alchemiser.books.planner import Intent
+from alchemiser.books.reconcile import ReconcileResult, reconcile
+from alchemiser.books.retry import transact
+from alchemiser.execution.booking import catch_up
+from alchemiser.execution.phases import Desk, Execution, execute
+from alchemiser.execution.resume import settle_sent_orders
+from alchemiser.execution.walk import WalkConfig
+from alchemiser.logging import get_logger
+from alchemiser.market_calendar import NEW_YORK
+from alchemiser.marketdata.prices import fetch_today_prices
+from alchemiser.marketdata.run import RunData, prepare_run_data
+from alchemiser.run.evaluation import Outcome, Parsed, evaluate_all, parse_all
+from alchemiser.run.planning import plan_run
+from alchemiser.run.services import Services
+from alchemiser.settings import Settings
+
+log = get_logger(__name__)
+
+DAILY = "daily"
+RUN_LOCK = "alchemiser-daily-run"  # one run at a time per database, whoever starts it
+QUOTE_MAX_AGE = timedelta(minutes=2)
+
+
+class GateRefused(Exception):
+    """The run may not trade: the reason says what to fix."""
+
+
+@dataclass
+class RunReport:
+    trading_day: date
+    run_id: int | None = None
+    status: str = "refused"
+    resumed: bool = False
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    intents: list[Intent] = field(default_factory=list)
+    netted: Netted | None = None
+    execution: Execution | None = None
+    reconciliation: ReconcileResult | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+async def daily_run(
+    settings: Settings, services: Services, *, kind: str = DAILY, dry_run: bool = False
+) -> RunReport:
+    engine = services.engine
+    as_of = (await services.sync_clock()).astimezone(NEW_YORK).date()
+    report = RunReport(as_of)
+    started = time.monotonic()
+    async with _run_lock(engine):
+        await _gate_market_open(services)
+        await _adopt_account(services)
+        await catch_up(engine, services.broker, services.start_of_day())
+        await _gate_reconciled(services, settings)
+        run = await transact(engine, lambda c: ledger.start_run(c, as_of, kind))
+        report.run_id, report.resumed = run.id, run.resumed
+        if run.status == RunStatus.COMPLETED:
+            report.status = "already completed"
+            return report
+        parsed = parse_all(settings.strategies)
+        data = await _market_data(services, parsed, as_of, settings)
+        report.outcomes = await evaluate_all(parsed.strategies, data)
+        report.outcomes.update({sid: Outcome(error=e) for sid, e in parsed.errors.items()})
+        report.timings["evaluated"] = time.monotonic() - started
+        fractionable = await _plan(settings, services, report, data, parsed)
+        report.timings["planned"] = time.monotonic() - started
+        if dry_run:
+            report.status = "planned (dry run)"
+            return report
+        await _set_status(engine, run.id, RunStatus.EXECUTING)
+        await settle_sent_orders(engine, services.broker, run.id)
+        report.execution = await execute(_desk(settings, services, fractionable), run.id)
+        report.timings["executed"] = time.monotonic() - started
+        report.reconciliation = await _reconcile(services, settings, run.id)
+        await _set_status(engine, run.id, RunStatus.COMPLETED, report.timings, finished=True)
+        report.status = "completed"
+    return report
+
+
+# --- the gate ------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _run_lock(engine: AsyncEngine) -> AsyncIterator[None]:
+    """A session-level advisory lock: a second `trade-now` (or the daemon) is refused."""
+    async with engine.connect() as conn:
+        held = await conn.scalar(text("SELECT pg_try_advisory_lock(hashtext(:k))"), {"k": RUN_LOCK})
+        await conn.commit()
+        if not held:
+            raise GateRefused("another run is in progress on this database; try again later")
+        try:
+            yield
+        finally:
+            await conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": RUN_LOCK})
+            await conn.commit()
+
+
+async def _gate_market_open(services: Services) -> None:
+    clock = await services.broker.clock()
+    if not clock["is_open"]:
+        raise GateRefused(f"the market is closed (next open {clock['next_open']})")
+
+
+async def _adopt_account(services: Services) -> None:
+    """On first start the whole account goes to `unallocated` (a no-op afterwards)."""
+    account = await services.broker.account()
+    positions = {p.symbol: (p.qty, p.avg_entry_price) for p in await services.broker.positions()}
+
+    async def adopt(conn: AsyncConnection) -> None:
+        await ledger.open_account(conn, account.cash, positions)
+
+    await transact(services.engine, adopt)
+
+
+async def _gate_reconciled(services: Services, settings: Settings) -> None:
+    check = await _reconcile(services, settings, None)
+    if not check.ok:
+        wrong = [d for d in check.differences if d.beyond_tolerance]
+        shown = "; ".join(
+            f"{d.symbol or 'cash'}: books {d.books}, broker {d.broker}" for d in wrong
+        )
+        raise GateRefused(f"the books and the broker disagree, nothing traded: {shown}")
+
+
+async def _reconcile(services: Services, settings: Settings, run_id: int | None) -> ReconcileResult:
+    account = await services.broker.account()
+    positions = {p.symbol: p.qty for p in await services.broker.positions()}
+
+    async def check(conn: AsyncConnection) -> ReconcileResult:
+        return await reconcile(
+            conn, positions, account.cash, settings.risk.reconcile_tolerance, run_id=run_id
+        )
+
+    return await transact(services.engine, check)
+
+
+# --- evaluate and plan ---------------------------------------------------------------------
+
+
+async def _market_data(
+    services: Services, parsed: Parsed, as_of: date, settings: Settings
+) -> RunData:
+    tickers = {sid: sorted(s.tickers) for sid, s in parsed.strategies.items()}
+    return await prepare_run_data(services.engine, services.data, tickers, as_of, settings)
+
+
+async def _plan(
+    settings: Settings, services: Services, report: RunReport, data: RunData, parsed: Parsed
+) -> frozenset[str]:
+    """Plan every book and save the plan once; the symbols Alpaca trades in fractions."""
+    assert report.run_id is not None
+    run_id = report.run_id
+
+    async def held(conn: AsyncConnection) -> set[str]:
+        books = await ledger.load_books(conn)
+        return {s for b in books.values() for s in b.positions}
+
+    prices = await _reference_prices(services, data, await transact(services.engine, held))
+    wanted = {t for o in report.outcomes.values() for t in o.weights} | set(prices)
+    fractionable = frozenset(await _fractionable(services, wanted))
+    account = await services.broker.account()
+
+    async def write(conn: AsyncConnection) -> tuple[list[Intent], Netted]:
+        await ledger.record_prices(conn, prices, run_id=run_id)
+        intents = await plan_run(
+            conn,
+            run_id,
+            settings,
+            parsed.strategies,
+            report.outcomes,
+            prices=prices,
+            fractionable=fractionable,
+            as_of=data.as_of,
+            equity=account.equity,
+        )
+        netted = await ledger.net_run(conn, run_id, fractionable=fractionable)
+        await ledger.set_run_status(conn, run_id, RunStatus.PLANNED)
+        return intents, netted
+
+    report.intents, report.netted = await transact(services.engine, write)
+    return fractionable
+
+
+async def _reference_prices(
+    services: Services, data: RunData, held: set[str]
+) -> dict[str, Decimal]:
+    """Today's live prices (or, in previous-close mode, each last close), held symbols too."""
+    if data.today_prices:
+        prices = {t: p.price for t, p in data.today_prices.items()}
+    else:
+        last = data.frame.sort("date").group_by("symbol").agg(pl.col("close").last())
+        prices = {symbol: Decimal(str(close)) for symbol, close in last.iter_rows()}
+    missing = sorted(held - set(prices))
+    if missing:
+        live = await fetch_today_prices(services.data, missing)
+        prices.update({t: p.price for t, p in live.items()})
+    return prices
+
+
+async def _fractionable(services: Services, symbols: set[str]) -> set[str]:
+    found = set()
+    for symbol in sorted(symbols):
+        asset = await services.broker.asset(symbol)
+        if asset.get("fractionable"):
+            found.add(symbol)
+    return found
+
+
+# --- execute and journal -------------------------------------------------------------------
+
+
+def _desk(settings: Settings, services: Services, fractionable: frozenset[str]) -> Desk:
+    execution = settings.execution
+    return Desk(
+        engine=services.engine,
+        broker=services.broker,
+        router=services.router,
+        quote=services.quote,
+        config=WalkConfig(
+            execution.step_fractions,
+            execution.step_interval_seconds,
+            confirm_timeout_seconds=execution.order_timeout_seconds,
+            quote_max_age=QUOTE_MAX_AGE,
+        ),
+        now=services.now,
+        fractionable=fractionable,
+        buy_headroom=settings.risk.slippage_allowance,
+    )
+
+
+async def _set_status(
+    engine: AsyncEngine,
+    run_id: int,
+    status: str,
+    timings: Mapping[str, float] | None = None,
+    *,
+    finished: bool = False,
+) -> None:
+    async def write(conn: AsyncConnection) -> None:
+        await ledger.set_run_status(conn, run_id, status, timings=timings, finished=finished)
+
+    await transact(engine, write)
