@@ -212,3 +212,21 @@ def test_a_replacement_canceled_before_it_lives_stays_canceled(
     assert trading.get_order_by_id(new.id).status == OrderStatus.CANCELED
     assert scripted.events(new.id) == ["canceled"]
     assert sim.state()["open_orders"] == 0
+
+
+def test_the_close_during_a_pending_replace_expires_both_orders(
+    trading: TradingClient, sim: SimThread, scripted: TradeUpdates
+) -> None:
+    sim.set_clock(now=BASE_NOW.replace(hour=15, minute=59, second=58))
+    old = live(trading, sim, scripted, limit(2, 499.0))
+    new = trading.replace_order_by_id(old.id, ReplaceOrderRequest(limit_price=499.5))
+    sim.advance(WINDOW_S)  # the close (16:00) falls inside the window
+    scripted.wait_event(old.id, "order_replace_rejected")
+    assert scripted.events(old.id) == [
+        "new",
+        "pending_replace",
+        "expired",
+        "order_replace_rejected",
+    ]
+    assert trading.get_order_by_id(new.id).status == OrderStatus.EXPIRED
+    assert sim.state()["open_orders"] == 0

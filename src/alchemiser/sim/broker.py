@@ -567,11 +567,10 @@ class Broker:
 
     def _resolve_replace(self, old: Order, new: Order) -> None:
         now = self.clock.epoch()
-        if (
-            old.status != "pending_replace"
-        ):  # filled (or expired) meanwhile: the new one never lives
-            self._close(new, "rejected")
-            new.failed_at = new.updated_at = now
+        if old.status != "pending_replace":  # filled or expired meanwhile: the new one never lives
+            if new.status == "pending_new":  # (not canceled or expired already)
+                self._close(new, "rejected")
+                new.failed_at = new.updated_at = now
             self.publish("order_replace_rejected", old, {})
             return
         self._cancel_timer(old)
