@@ -226,3 +226,31 @@ def test_data_stream_delivers_msgpack_quotes(sim: SimThread) -> None:
     assert spy.timestamp.tzinfo is not None
     assert spy.bid_price < spy.ask_price
     assert trades[0].symbol == "QQQ" and trades[0].price > 0
+
+
+def test_in_virtual_time_the_data_stream_moves_with_the_clock(sim: SimThread) -> None:
+    sim.set_clock(now=BASE_NOW, virtual=True)
+    stream = StockDataStream(sim.api_key, sim.secret_key, url_override=sim.data_stream_url)
+    received: list[Quote] = []
+    arrived = threading.Condition()
+
+    async def on_quote(quote: Quote) -> None:
+        with arrived:
+            received.append(quote)
+            arrived.notify_all()
+
+    stream.subscribe_quotes(on_quote, "SPY")
+    thread = threading.Thread(target=stream.run, daemon=True)
+    thread.start()
+    try:
+        with arrived:  # the subscription's first quote, at the frozen time
+            assert arrived.wait_for(lambda: received, WAIT_S)
+        sim.advance(600)
+        later = BASE_NOW.replace(minute=10)
+        with arrived:
+            assert arrived.wait_for(lambda: received[-1].timestamp == later, WAIT_S)
+        assert {q.timestamp for q in received} == {BASE_NOW, later}  # no pushes in between
+    finally:
+        stream.stop()
+        sim.drop_websockets()  # ends the client's receive wait at once
+        thread.join(10)

@@ -106,6 +106,7 @@ class Simulator:
             if advance:
                 self._advance_to(self.clock.epoch() + advance)
             self.broker.on_clock_jump()
+            self.hub.push_quotes_soon()  # the data stream moves with the virtual clock only
             return self.state()
         if now is not None or speed is not None:
             self.clock.set(now, speed)

@@ -299,7 +299,8 @@ class SimServer:
     async def _quote_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.quote_interval)
-            await self.sim.hub.push_quotes()
+            if not self.sim.timeline.virtual:  # virtual time: pushed on each advance
+                await self.sim.hub.push_quotes()
 
     # --- where to point the clients --------------------------------------------------
 

@@ -51,6 +51,7 @@ class StreamHub:
         self.faults = StreamFaults()
         self.data_subscribers: dict[web.WebSocketResponse, dict[str, set[str]]] = {}
         self.auth_failures = 0
+        self._pushes: set[asyncio.Task[None]] = set()
         self._listener_joined = asyncio.Event()
         self.sockets: set[web.WebSocketResponse] = set()
 
@@ -197,6 +198,12 @@ class StreamHub:
         await ws.send_bytes(_pack([ack]))
         if action == "subscribe":
             await self._send_market(ws, asked)
+
+    def push_quotes_soon(self) -> None:
+        if self.data_subscribers:
+            task = asyncio.get_running_loop().create_task(self.push_quotes())
+            self._pushes.add(task)  # held until done (the loop keeps only weak references)
+            task.add_done_callback(self._pushes.discard)
 
     async def push_quotes(self) -> None:
         """One round of quotes and trades to every data subscriber."""
