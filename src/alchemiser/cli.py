@@ -148,6 +148,17 @@ def demo() -> None:
     run_demo(load_settings_or_exit(demo_config_path()))
 
 
+@main.command("trade-now")
+@click.option("--dry-run", is_flag=True, help="Plan and save the plan, print it, send nothing.")
+def trade_now(dry_run: bool) -> None:
+    """Run today's rebalance now: evaluate, plan, sell, buy, reconcile (once a day)."""
+    from alchemiser.run.command import summary
+    from alchemiser.run.command import trade_now as run_trade_now
+
+    report = run_trade_now(load_settings_or_exit(), dry_run=dry_run)
+    click.echo("\n".join(summary(report)))
+
+
 def _sim_now(_: click.Context, __: click.Parameter, value: str | None) -> Any:
     from datetime import datetime
 
