@@ -95,3 +95,14 @@ def test_a_database_behind_its_migrations_is_not_ready(
     assert result.exit_code == 1
     assert "run `alchemiser db upgrade`" in rows["database"]
     assert rows["market data"] == "NOT READY not checked: the database is not ready"
+
+
+def test_an_unreachable_broker_is_not_ready(env: dict[str, str]) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result, rows = check(env | {"ALPACA_TRADING_URL": f"http://127.0.0.1:{port}"})
+    assert result.exit_code == 1
+    assert rows["broker"] == f"NOT READY cannot reach http://127.0.0.1:{port}: ConnectionError"
