@@ -47,6 +47,8 @@ MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 EMBEDDED_DIRNAME = "pgdata"
 # Multiple migration branches (bars, ledger, ...) may be heads at once.
 HEAD = "heads"
+# A server that accepts the connection but never answers would otherwise hang for a minute.
+CONNECT_TIMEOUT_SECONDS = 15.0
 
 
 def async_url(url: str) -> str:
@@ -238,13 +240,17 @@ def run(coro_factory: Callable[[AsyncEngine], Any], url: str, *, migrate: bool =
     return asyncio.run(main())
 
 
-async def check_connection(engine: AsyncEngine) -> None:
+async def check_connection(engine: AsyncEngine, within: float = CONNECT_TIMEOUT_SECONDS) -> None:
     """Connect once; DatabaseUnavailable naming the cause and the setting to fix."""
     where = engine.url.render_as_string(hide_password=True).replace("+asyncpg", "")
-    try:
+
+    async def ping() -> None:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
-    except (OSError, DBAPIError) as exc:
+
+    try:
+        await asyncio.wait_for(ping(), within)
+    except (OSError, DBAPIError) as exc:  # TimeoutError is an OSError
         raise DatabaseUnavailable(f"cannot use the database {where}: {_cause(exc)}") from exc
 
 
@@ -262,7 +268,7 @@ _ADVICE = (
         " unset it to use the embedded server)",
     ),
     ("gaierror", "unknown host: fix the host in ALCHEMISER_DATABASE_URL"),
-    ("TimeoutError", "no answer: is the host right and the port open?"),
+    ("TimeoutError", "no answer: is the host right, and is it PostgreSQL on that port?"),
 )
 
 
@@ -275,8 +281,12 @@ def _cause(exc: BaseException) -> str:
     for name, advice in _ADVICE:
         for link in reversed(chain):
             if any(k.__name__ == name for k in type(link).__mro__):
-                return advice.format(msg=str(link).splitlines()[0])
-    return str(chain[-1]).splitlines()[0] or type(chain[-1]).__name__
+                return advice.format(msg=_first_line(link))
+    return _first_line(chain[-1]) or type(chain[-1]).__name__
+
+
+def _first_line(exc: BaseException) -> str:
+    return next(iter(str(exc).splitlines()), "")
 
 
 async def record_config(engine: AsyncEngine, settings: Settings) -> str:

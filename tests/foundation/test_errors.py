@@ -195,3 +195,17 @@ def test_a_closed_pipe_ends_the_output_quietly(tmp_path: Path) -> None:
     stderr = proc.stderr.read()
     assert proc.wait(60) != 0
     assert stderr == ""
+
+
+async def test_a_server_that_never_answers_is_unavailable_not_a_hang() -> None:
+    # A socket that completes the TCP handshake (the backlog) but never speaks.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        engine = db.create_engine(f"postgresql://postgres@127.0.0.1:{port}/postgres")
+        try:
+            with pytest.raises(db.DatabaseUnavailable, match="no answer"):
+                await db.check_connection(engine, within=0.5)
+        finally:
+            await engine.dispose()
