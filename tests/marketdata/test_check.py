@@ -106,3 +106,13 @@ def test_an_unreachable_broker_is_not_ready(env: dict[str, str]) -> None:
     result, rows = check(env | {"ALPACA_TRADING_URL": f"http://127.0.0.1:{port}"})
     assert result.exit_code == 1
     assert rows["broker"] == f"NOT READY cannot reach http://127.0.0.1:{port}: ConnectionError"
+
+
+def test_an_invalid_configuration_is_one_row_not_ready(env: dict[str, str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[strategies]]\nid = "chk"\nfile = "check.clj"\nallocation = 2\n')
+    result, rows = check(env | {"ALCHEMISER_CONFIG": str(bad)})
+    assert result.exit_code == 1
+    assert list(rows) == ["configuration"]
+    assert rows["configuration"].startswith("NOT READY invalid configuration")
+    assert "strategies[0].allocation" in rows["configuration"]
