@@ -1,9 +1,12 @@
-"""Benchmark of the books: planning + netting, and the psql views on a large ledger.
+"""Benchmark of the books: planning + netting, booking fills, and the psql views on a large ledger.
 
     .venv/bin/python benchmarks/bench_books.py [--fills 1000000]
 
 1. Plan 100 books × 50 tickers and net their intents (target: < 100 ms).
-2. Build a ledger of 1,000,000 book fills (set-based INSERT ... SELECT
+2. Book fills as the daemon does, one committed transaction each (`retry.transact`):
+   stream executions and REST order progress of orders split among 20 books
+   (target: < 50 ms per booking).
+3. Build a ledger of 1,000,000 book fills (set-based INSERT ... SELECT
    generate_series) in a scratch database on the server TEST_DATABASE_URL names
    (default postgresql://postgres@127.0.0.1:5432/postgres), time each reporting
    view as `alchemiser report` and a psql user query it (target: < 200 ms), and
@@ -20,19 +23,27 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import asyncpg
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alchemiser import db
+from alchemiser.books import ledger
+from alchemiser.books.fills import ExecutionReport, OrderProgress
 from alchemiser.books.netting import net_intents
-from alchemiser.books.planner import BookState, RebalanceOptions, plan_book
-from alchemiser.settings import RiskConfig
+from alchemiser.books.planner import BookState, Intent, RebalanceOptions, plan_book
+from alchemiser.books.reconcile import ledger_problems
+from alchemiser.books.retry import transact
+from alchemiser.settings import RiskConfig, StrategyConfig
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 BOOKS, TICKERS = 100, 50
-PLAN_TARGET_MS, VIEW_TARGET_MS = 100.0, 200.0
+PLAN_TARGET_MS, VIEW_TARGET_MS, BOOKING_TARGET_MS = 100.0, 200.0, 50.0
+BOOKING_BOOKS, BOOKING_ORDERS, EXECUTIONS_PER_ORDER = 20, 25, 4
 FILLS_PER_EXECUTION = 10
 EXECUTIONS_PER_RUN = 40
 
@@ -202,12 +213,15 @@ def ledger_sql(runs: int) -> list[tuple[str, str]]:
         ),
         (
             "runs (running totals)",
-            "UPDATE runs r SET book_fills = f.n, traded_value = f.v,"
+            "UPDATE runs r SET"
             " intents = (SELECT count(*) FROM intents i WHERE i.run_id = r.id),"
             " broker_orders = (SELECT count(*) FROM broker_orders o WHERE o.run_id = r.id),"
-            " strategies = (SELECT count(*) FROM signals s WHERE s.run_id = r.id)"
-            " FROM (SELECT run_id, count(*) AS n, sum(quantity * price) AS v FROM book_fills"
-            " GROUP BY run_id) f WHERE f.run_id = r.id",
+            " strategies = (SELECT count(*) FROM signals s WHERE s.run_id = r.id)",
+        ),
+        (
+            "run_fill_totals",
+            "INSERT INTO run_fill_totals (run_id, book_fills, traded_value)"
+            " SELECT run_id, count(*), sum(quantity * price) FROM book_fills GROUP BY run_id",
         ),
         (
             "reconciliations",
@@ -216,6 +230,101 @@ def ledger_sql(runs: int) -> list[tuple[str, str]]:
             f" FROM generate_series(1, {runs}) r",
         ),
     ]
+
+
+async def bench_booking(server: str) -> bool:
+    """Time each booking transaction: stream executions, then REST progress, of many orders."""
+
+    async def body(url: str) -> bool:
+        engine = db.create_engine(url)
+        try:
+            await db.upgrade(engine)
+            orders = await booking_setup(engine)
+            stream, rest = [], []
+            for step in range(1, EXECUTIONS_PER_ORDER + 1):
+                for coid, symbol in orders:
+                    cumulative = Decimal(step * BOOKING_BOOKS)
+                    execution = ExecutionReport(
+                        f"{coid}-{step}",
+                        symbol,
+                        "buy",
+                        Decimal(BOOKING_BOOKS),
+                        Decimal(100),
+                        datetime.now(UTC),
+                        coid,
+                        cumulative,
+                        Decimal(100),
+                    )
+                    progress = OrderProgress(
+                        coid, symbol, "buy", cumulative, Decimal(100), datetime.now(UTC)
+                    )
+                    # Every other step arrives by REST catch-up, the stream's replay after it.
+                    first, then = (execution, progress) if step % 2 else (progress, execution)
+                    for event, into in ((first, stream if step % 2 else rest), (then, None)):
+                        start = time.perf_counter()
+                        await transact(engine, lambda c, e=event: _book_event(c, e))
+                        if into is not None:
+                            into.append((time.perf_counter() - start) * 1000)
+            async with engine.connect() as conn:
+                assert await ledger_problems(conn) == []
+        finally:
+            await engine.dispose()
+        print(
+            f"booking: {BOOKING_ORDERS} orders x {EXECUTIONS_PER_ORDER} fills, each split among"
+            f" {BOOKING_BOOKS} books, one transaction per report"
+        )
+        ok = report("book a stream execution (new shares)", stream, BOOKING_TARGET_MS)
+        return ok & report("book REST order progress (new shares)", rest, BOOKING_TARGET_MS)
+
+    return await with_scratch_database(server, body)
+
+
+async def _book_event(conn: AsyncConnection, event: ExecutionReport | OrderProgress) -> object:
+    if isinstance(event, OrderProgress):
+        return await ledger.book_order_progress(conn, event)
+    return await ledger.book_execution(conn, event)
+
+
+async def booking_setup(engine: AsyncEngine) -> list[tuple[str, str]]:
+    """Books that each want every ticker; one recorded order per ticker."""
+    async with engine.begin() as conn:
+        await ledger.deposit(conn, Decimal(100_000_000))
+        books = [
+            StrategyConfig(
+                id=f"book{b:02d}",
+                file=Path(f"s{b}.clj"),
+                allocation=Decimal(0),
+                capital=Decimal(1_000_000),
+            )
+            for b in range(BOOKING_BOOKS)
+        ]
+        await ledger.sync_strategies(conn, books, Decimal(100_000_000))
+        run = await ledger.start_run(conn, date(2026, 11, 2), "daily")
+        quantity = Decimal(EXECUTIONS_PER_ORDER)
+        symbols = [f"T{t:02d}" for t in range(BOOKING_ORDERS)]
+        intents = [
+            Intent(b.id, s, "buy", quantity, Decimal(100), "rebalance")
+            for b in books
+            for s in symbols
+        ]
+        await ledger.record_plan(conn, run.id, intents, "bench")
+        orders = []
+        for symbol in symbols:
+            step, coid = await ledger.next_order(conn, run.id, symbol, "buy")
+            record = ledger.BrokerOrderRecord(
+                coid,
+                run.id,
+                symbol,
+                "buy",
+                step,
+                "limit",
+                quantity * BOOKING_BOOKS,
+                "new",
+                fractionable=True,
+            )
+            await ledger.record_broker_order(conn, record)
+            orders.append((coid, symbol))
+    return orders
 
 
 # What `alchemiser report` and a psql user ask of each view.
@@ -335,6 +444,7 @@ def main() -> None:
     parser.add_argument("--server", default=os.environ.get("TEST_DATABASE_URL", DEFAULT_SERVER))
     args = parser.parse_args()
     ok = bench_planning(args.repeat)
+    ok &= asyncio.run(bench_booking(args.server))
     ok &= asyncio.run(bench_views(args.server, args.fills, args.repeat))
     print("all targets met" if ok else "SOME TARGETS MISSED")
     raise SystemExit(0 if ok else 1)

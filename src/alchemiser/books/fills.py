@@ -29,6 +29,7 @@ from alchemiser.books.money import (
     QUANTITY_QUANTUM,
     WIDE,
     ZERO,
+    add,
     floor_to,
     mul,
     quantum_for,
@@ -36,7 +37,14 @@ from alchemiser.books.money import (
 from alchemiser.books.netting import Cross, Share, cross_execution_id, split_execution
 from alchemiser.books.order_ids import is_own_order
 from alchemiser.books.planner import Side
-from alchemiser.books.postings import LedgerError, Posting, insert_execution, post_fill, utcnow
+from alchemiser.books.postings import (
+    LedgerError,
+    Posting,
+    add_fill_totals,
+    insert_execution,
+    post_fill,
+    utcnow,
+)
 from alchemiser.books.work import unfilled
 from alchemiser.logging import get_logger
 from alchemiser.settings import UNALLOCATED_BOOK
@@ -123,6 +131,7 @@ async def book_cross(
         )
         await post_fill(conn, fill)
         booked.append(BookedFill(strategy_id, cross.symbol, side, quantity, cross.price))
+    await _add_totals(conn, run_id, booked)
     return booked
 
 
@@ -280,7 +289,13 @@ async def _book_progress(
             updated_at=func.now(),
         )
     )
+    await _add_totals(conn, order.run_id, booked)
     return booked
+
+
+async def _add_totals(conn: AsyncConnection, run_id: int | None, booked: list[BookedFill]) -> None:
+    value = add(*(mul(f.quantity, f.price) for f in booked))
+    await add_fill_totals(conn, run_id, len(booked), value)
 
 
 async def _advance(conn: AsyncConnection, order: Row[Any], report: _Report) -> None:
@@ -330,7 +345,9 @@ def _price_of(order: Row[Any], report: _Report, delta: Decimal) -> Decimal:
             raise LedgerError(f"progress of {order.client_order_id} has no average price")
         return report.execution[2]
     owed = mul(report.cumulative, report.average) - order.filled_value
-    return WIDE.divide(owed, delta).quantize(PRICE_QUANTUM, context=WIDE)
+    price = WIDE.divide(owed, delta).quantize(PRICE_QUANTUM, context=WIDE)
+    # A broker average rounded coarsely against a tiny delta can make no sense: use it as is.
+    return price if price > 0 else report.average
 
 
 async def _park(conn: AsyncConnection, report: _Report) -> None:

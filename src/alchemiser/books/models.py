@@ -106,12 +106,22 @@ class Run(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     timings: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     error: Mapped[str | None] = mapped_column(Text)
-    # Running totals kept as signals, intents and orders are recorded. Fill totals are
-    # summed from book_fills by run_summary: a booking never locks its run's row.
+    # Running totals kept as signals, intents and orders are recorded. Fill totals are in
+    # run_fill_totals: a booking never locks its run's row.
     strategies: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     failed_strategies: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     intents: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     broker_orders: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+
+class RunFillTotals(Base):
+    """A run's fill totals: the last row a booking locks, and nothing else locks it."""
+
+    __tablename__ = "run_fill_totals"
+
+    run_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("runs.id"), primary_key=True)
+    book_fills: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    traded_value: Mapped[Decimal] = mapped_column(Money, server_default=text("0"))
 
 
 class Signal(Base):

@@ -26,6 +26,7 @@ from alchemiser.books.models import (
     Execution,
     Lot,
     LotClosure,
+    RunFillTotals,
 )
 from alchemiser.books.money import ZERO, add, mul
 from alchemiser.books.planner import Side
@@ -244,3 +245,21 @@ async def cash_entry(
     result = await conn.execute(update(Book).where(Book.id == strategy_id).values(**values))
     if result.rowcount != 1:
         raise LedgerError(f"no book {strategy_id!r}")
+
+
+async def add_fill_totals(
+    conn: AsyncConnection, run_id: int | None, fills: int, value: Decimal
+) -> None:
+    """Add to a run's fill totals: the last lock a booking takes (never the `runs` row)."""
+    if run_id is None or not fills:
+        return
+    statement = insert(RunFillTotals).values(run_id=run_id, book_fills=fills, traded_value=value)
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[RunFillTotals.run_id],
+            set_={
+                "book_fills": RunFillTotals.book_fills + fills,
+                "traded_value": RunFillTotals.traded_value + value,
+            },
+        )
+    )

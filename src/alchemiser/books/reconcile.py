@@ -171,7 +171,11 @@ _CONSISTENCY_CHECKS = {
     "book cash is negative": "SELECT id FROM strategies WHERE cash < 0",
     "run totals differ from the run's rows": """
         SELECT r.id FROM runs r
-        WHERE r.intents <> (SELECT count(*) FROM intents i WHERE i.run_id = r.id)
+        LEFT JOIN run_fill_totals t ON t.run_id = r.id
+        WHERE COALESCE(t.book_fills, 0) <> (SELECT count(*) FROM book_fills f WHERE f.run_id = r.id)
+           OR COALESCE(t.traded_value, 0) <> (SELECT COALESCE(sum(f.quantity * f.price), 0)
+                                              FROM book_fills f WHERE f.run_id = r.id)
+           OR r.intents <> (SELECT count(*) FROM intents i WHERE i.run_id = r.id)
            OR r.broker_orders <> (SELECT count(*) FROM broker_orders o WHERE o.run_id = r.id)
            OR r.strategies <> (SELECT count(*) FROM signals s WHERE s.run_id = r.id)
            OR r.failed_strategies <> (SELECT count(*) FROM signals s
