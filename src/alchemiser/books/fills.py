@@ -42,7 +42,7 @@ from alchemiser.books.postings import (
     Posting,
     add_fill_totals,
     insert_execution,
-    post_fill,
+    post_fills,
     utcnow,
 )
 from alchemiser.books.work import unfilled
@@ -124,13 +124,17 @@ async def book_cross(
         (s.strategy_id, "buy", s.quantity) for s in cross.buyers
     ]
     legs += [(s.strategy_id, "sell", s.quantity) for s in cross.sellers]
-    booked = []
-    for strategy_id, side, quantity in sorted(legs):
-        fill = Posting(
-            execution_id, run_id, strategy_id, cross.symbol, side, quantity, cross.price, at
-        )
-        await post_fill(conn, fill)
-        booked.append(BookedFill(strategy_id, cross.symbol, side, quantity, cross.price))
+    await post_fills(
+        conn,
+        [
+            Posting(execution_id, run_id, book, cross.symbol, side, quantity, cross.price, at)
+            for book, side, quantity in legs
+        ],
+    )
+    booked = [
+        BookedFill(book, cross.symbol, side, quantity, cross.price)
+        for book, side, quantity in sorted(legs)
+    ]
     await _add_totals(conn, run_id, booked)
     return booked
 
@@ -272,14 +276,13 @@ async def _book_progress(
             quantity=str(excess),
         )
         pieces = _merge(pieces, Share(UNALLOCATED_BOOK, excess))
-    booked = []
-    for piece in sorted(pieces, key=lambda s: s.strategy_id):
-        await post_fill(
-            conn, replace(whole, strategy_id=piece.strategy_id, quantity=piece.quantity)
-        )
-        booked.append(
-            BookedFill(piece.strategy_id, order.symbol, order.side, piece.quantity, price)
-        )
+    pieces = sorted(pieces, key=lambda s: s.strategy_id)
+    await post_fills(
+        conn, [replace(whole, strategy_id=p.strategy_id, quantity=p.quantity) for p in pieces]
+    )
+    booked = [
+        BookedFill(p.strategy_id, order.symbol, order.side, p.quantity, price) for p in pieces
+    ]
     await conn.execute(
         update(BrokerOrder)
         .where(BrokerOrder.id == order.id)

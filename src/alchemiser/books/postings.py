@@ -8,6 +8,7 @@ the entries they sum, so `reconcile.ledger_problems` can check one against the o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -85,103 +86,191 @@ async def insert_execution(
 
 async def post_fill(conn: AsyncConnection, fill: Posting) -> None:
     """One book's fill: the fill row, its lots (FIFO), holding and cash."""
-    fill_id: int = (
-        await conn.execute(
-            insert(BookFill)
-            .values(
-                execution_id=fill.execution_id,
-                strategy_id=fill.strategy_id,
-                run_id=fill.run_id,
-                symbol=fill.symbol,
-                side=fill.side,
-                quantity=fill.quantity,
-                price=fill.price,
-                filled_at=fill.at,
-            )
-            .returning(BookFill.id)
-        )
-    ).scalar_one()
-    amount = mul(fill.quantity, fill.price)
-    book, symbol = fill.strategy_id, fill.symbol
-    if fill.side == "buy":
-        await open_lot(conn, fill_id, fill)
-        await add_to_holding(conn, book, symbol, quantity=fill.quantity, cost=amount)
-        await cash_entry(
-            conn, book, CashKind.FILL, -amount, book_fill_id=fill_id, run_id=fill.run_id
-        )
-    else:
-        cost, realised = await _close_lots_fifo(conn, fill_id, fill)
-        await add_to_holding(
-            conn, book, symbol, quantity=-fill.quantity, cost=-cost, realised=realised
-        )
-        await cash_entry(
-            conn, book, CashKind.FILL, amount, book_fill_id=fill_id, run_id=fill.run_id
-        )
+    await post_fills(conn, [fill])
 
 
-async def open_lot(conn: AsyncConnection, fill_id: int | None, fill: Posting) -> None:
-    """A new FIFO lot of `fill` (a buy, or shares moved in by a split)."""
+async def post_fills(conn: AsyncConnection, fills: Sequence[Posting]) -> None:
+    """Books' fills of one execution (a book at most once per side), a few statements in all.
+
+    The books' rows are locked first, in id order, as everywhere else.
+    """
+    if not fills:
+        return
+    await _lock_books(conn, sorted({f.strategy_id for f in fills}))
+    for side in ("sell", "buy"):
+        mine = sorted((f for f in fills if f.side == side), key=lambda f: f.strategy_id)
+        if mine:
+            await _post_side(conn, mine)
+
+
+async def _lock_books(conn: AsyncConnection, books: Sequence[str]) -> None:
     await conn.execute(
-        insert(Lot).values(
-            strategy_id=fill.strategy_id,
-            symbol=fill.symbol,
-            book_fill_id=fill_id,
-            opened_at=fill.at,
-            quantity=fill.quantity,
-            remaining=fill.quantity,
-            cost_price=fill.price,
+        select(Book.id).where(Book.id.in_(books)).order_by(Book.id).with_for_update()
+    )
+
+
+async def _post_side(conn: AsyncConnection, fills: Sequence[Posting]) -> None:
+    rows = await conn.execute(
+        insert(BookFill)
+        .values(
+            [
+                {
+                    "execution_id": f.execution_id,
+                    "strategy_id": f.strategy_id,
+                    "run_id": f.run_id,
+                    "symbol": f.symbol,
+                    "side": f.side,
+                    "quantity": f.quantity,
+                    "price": f.price,
+                    "filled_at": f.at,
+                }
+                for f in fills
+            ]
         )
+        .returning(BookFill.strategy_id, BookFill.id)
+    )
+    fill_ids: dict[str, int] = {book: fill_id for book, fill_id in rows}
+    holdings, cash = [], []
+    if fills[0].side == "buy":
+        await conn.execute(
+            insert(Lot).values(
+                [
+                    {
+                        "strategy_id": f.strategy_id,
+                        "symbol": f.symbol,
+                        "book_fill_id": fill_ids[f.strategy_id],
+                        "opened_at": f.at,
+                        "quantity": f.quantity,
+                        "remaining": f.quantity,
+                        "cost_price": f.price,
+                    }
+                    for f in fills
+                ]
+            )
+        )
+        for f in fills:
+            amount = mul(f.quantity, f.price)
+            holdings.append((f.strategy_id, f.symbol, f.quantity, amount, ZERO))
+            cash.append((f, -amount))
+    else:
+        closed = await _close_lots_fifo(conn, fills, fill_ids)
+        for f in fills:
+            cost, realised = closed[f.strategy_id]
+            holdings.append((f.strategy_id, f.symbol, -f.quantity, -cost, realised))
+            cash.append((f, mul(f.quantity, f.price)))
+    await _add_to_holdings(conn, holdings)
+    await _cash_entries(
+        conn,
+        [
+            {
+                "strategy_id": f.strategy_id,
+                "kind": CashKind.FILL,
+                "amount": amount,
+                "book_fill_id": fill_ids[f.strategy_id],
+                "run_id": f.run_id,
+            }
+            for f, amount in cash
+        ],
     )
 
 
 async def _close_lots_fifo(
-    conn: AsyncConnection, fill_id: int, fill: Posting
-) -> tuple[Decimal, Decimal]:
-    """Close the oldest open lots first; returns (cost of what was sold, realised P&L)."""
-    strategy_id, symbol, quantity, price = fill.strategy_id, fill.symbol, fill.quantity, fill.price
-    lots = await conn.execute(
-        select(Lot.id, Lot.remaining, Lot.cost_price)
-        .where(Lot.strategy_id == strategy_id, Lot.symbol == symbol, Lot.remaining > 0)
-        .order_by(Lot.opened_at, Lot.id)
-        .with_for_update()
-    )
-    left, cost, realised = quantity, ZERO, ZERO
-    closures = []
-    lowered: list[dict[str, Any]] = []
-    for lot_id, remaining, cost_price in lots:
-        if left == 0:
-            break
-        take = min(left, remaining)
-        pnl = mul(take, price - cost_price)
-        closures.append(
-            {
-                "lot_id": lot_id,
-                "book_fill_id": fill_id,
-                "quantity": take,
-                "cost_price": cost_price,
-                "sale_price": price,
-                "realised_pnl": pnl,
-            }
+    conn: AsyncConnection, fills: Sequence[Posting], fill_ids: dict[str, int]
+) -> dict[str, tuple[Decimal, Decimal]]:
+    """Close each book's oldest open lots first (by execution time).
+
+    Returns each book's (cost of what it sold, realised P&L).
+    """
+    books = [f.strategy_id for f in fills]
+    symbol = fills[0].symbol
+    lots = (
+        await conn.execute(
+            select(Lot.id, Lot.strategy_id, Lot.remaining, Lot.cost_price)
+            .where(Lot.strategy_id.in_(books), Lot.symbol == symbol, Lot.remaining > 0)
+            .order_by(Lot.strategy_id, Lot.opened_at, Lot.id)
+            .with_for_update()
         )
-        lowered.append({"lot": lot_id, "left": remaining - take})
-        left -= take
-        cost = add(cost, mul(take, cost_price))
-        realised = add(realised, pnl)
-    if left > 0 and strategy_id != UNALLOCATED_BOOK:
-        raise LedgerError(f"book {strategy_id} would sell {left} {symbol} more than it holds")
-    # A broker sale beyond what the books asked for really happened: `unallocated` goes
-    # short (no lot; `ledger_problems` reports it) rather than the booking being refused.
-    cost = add(cost, mul(left, price))
-    if not closures:
-        return cost, realised
-    await conn.execute(
-        update(Lot)
-        .where(Lot.id == bindparam("lot"))
-        .values(remaining=bindparam("left", type_=Lot.remaining.type)),
-        lowered,
+    ).all()
+    closures: list[dict[str, Any]] = []
+    lowered: list[dict[str, Any]] = []
+    result = {}
+    for fill in fills:
+        left, cost, realised = fill.quantity, ZERO, ZERO
+        for lot in (x for x in lots if x.strategy_id == fill.strategy_id):
+            if left == 0:
+                break
+            take = min(left, lot.remaining)
+            pnl = mul(take, fill.price - lot.cost_price)
+            closures.append(
+                {
+                    "lot_id": lot.id,
+                    "book_fill_id": fill_ids[fill.strategy_id],
+                    "quantity": take,
+                    "cost_price": lot.cost_price,
+                    "sale_price": fill.price,
+                    "realised_pnl": pnl,
+                }
+            )
+            lowered.append({"lot": lot.id, "left": lot.remaining - take})
+            left -= take
+            cost = add(cost, mul(take, lot.cost_price))
+            realised = add(realised, pnl)
+        if left > 0 and fill.strategy_id != UNALLOCATED_BOOK:
+            raise LedgerError(
+                f"book {fill.strategy_id} would sell {left} {symbol} more than it holds"
+            )
+        # A broker sale beyond what the books asked for really happened: `unallocated`
+        # goes short (no lot; `ledger_problems` reports it) rather than being refused.
+        result[fill.strategy_id] = (add(cost, mul(left, fill.price)), realised)
+    if closures:
+        await conn.execute(
+            update(Lot)
+            .where(Lot.id == bindparam("lot"))
+            .values(remaining=bindparam("left", type_=Lot.remaining.type)),
+            lowered,
+        )
+        await conn.execute(insert(LotClosure), closures)
+    return result
+
+
+async def _add_to_holdings(
+    conn: AsyncConnection, changes: Sequence[tuple[str, str, Decimal, Decimal, Decimal]]
+) -> None:
+    """(book, symbol, quantity, cost, realised) added to each holding, one statement."""
+    statement = insert(BookHolding).values(
+        [
+            {
+                "strategy_id": book,
+                "symbol": symbol,
+                "quantity": quantity,
+                "cost_basis": cost,
+                "realised_pnl": realised,
+            }
+            for book, symbol, quantity, cost, realised in changes
+        ]
     )
-    await conn.execute(insert(LotClosure), closures)
-    return cost, realised
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[BookHolding.strategy_id, BookHolding.symbol],
+            set_={
+                "quantity": BookHolding.quantity + statement.excluded.quantity,
+                "cost_basis": BookHolding.cost_basis + statement.excluded.cost_basis,
+                "realised_pnl": BookHolding.realised_pnl + statement.excluded.realised_pnl,
+                "updated_at": func.now(),
+            },
+        )
+    )
+
+
+async def _cash_entries(conn: AsyncConnection, entries: Sequence[dict[str, Any]]) -> None:
+    """Fill cash entries, and each book's running cash (rows already locked, in id order)."""
+    await conn.execute(insert(CashEntry).values(list(entries)))
+    await conn.execute(
+        update(Book)
+        .where(Book.id == bindparam("book"))
+        .values(cash=Book.cash + bindparam("amount", type_=Book.cash.type), updated_at=func.now()),
+        [{"book": e["strategy_id"], "amount": e["amount"]} for e in entries],
+    )
 
 
 async def add_to_holding(
