@@ -156,3 +156,24 @@ async def test_lots_are_closed_in_execution_time_order_not_booking_order(
     )
     realised = await conn.scalar(text("select realised_pnl from book_holdings"))
     assert realised == 5 * (120 - 90)  # the 09:01 lot went first
+
+
+async def test_whole_share_fills_leave_whole_shares_in_every_book(conn: AsyncConnection) -> None:
+    run_id = await planned_run(
+        conn,
+        Intent("a", "UVXY", "buy", D(3), D(20), "rebalance"),
+        Intent("b", "UVXY", "buy", D(2), D(20), "rebalance"),
+    )
+    coid = "alch-20261102-daily-UVXY-buy-0"
+    record = BrokerOrderRecord(
+        coid, run_id, "UVXY", "buy", 0, "limit", D(5), "new", fractionable=False
+    )
+    await ledger.record_broker_order(conn, record)
+    for n, cumulative in enumerate(("1", "2", "3"), start=1):
+        report = ExecutionReport(f"u{n}", "UVXY", "buy", D(1), D(20), AT, coid, D(cumulative))
+        await ledger.book_execution(conn, report)
+        held = await holdings(conn)
+        assert all(q == q.to_integral_value() for q in held.values()), held
+    rest = OrderProgress(coid, "UVXY", "buy", D(5), D(20), AT, "filled")
+    await ledger.book_order_progress(conn, rest)
+    assert await holdings(conn) == {("a", "UVXY"): D(3), ("b", "UVXY"): D(2)}

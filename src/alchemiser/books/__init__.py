@@ -8,13 +8,21 @@ Pure logic (no database; plain dataclasses, Decimal):
 - `capital`: `capital_transfers` (allocation changes, drift policy).
 - `reconcile.compare`: books against the broker, with tolerance.
 
-Database (an `AsyncConnection` in a transaction the caller owns):
-- `ledger`: `sync_strategies` (funding from `unallocated`), `rebalance_capital`, `deposit`,
-  `open_account`, `transfer_cash`, `apply_allocation`, `retire_book`, `load_books`,
-  `start_run`, `set_run_status`, `record_signal`, `record_plan` (once),
-  `load_intents`, `record_prices`, `record_broker_order`, `find_broker_orders`,
-  `net_run` (a run's remaining crosses and orders, restart-safe), `book_cross`,
-  `book_execution`, `affordable_buy_orders`.
+Database (an `AsyncConnection` in a transaction the caller owns; run bookings
+through `retry.transact`, which retries deadlock and serialization victims):
+- `ledger`: every public function below, one import away.
+- `funding`: `sync_strategies` (funding from `unallocated`), `rebalance_capital`,
+  `deposit`, `open_account`, `transfer_cash`, `apply_allocation`, `retire_book`, `load_books`.
+- `runs`: `start_run`, `set_run_status`, `record_signal`, `record_plan` (once, with
+  `input_hash`), `load_intents`, `record_prices`.
+- `orders`: `record_broker_order` (before sending; status only forward), `next_order`
+  (a walk's next step and its id), `adopt_order`, `find_broker_orders`.
+- `fills`: `book_execution` (stream), `book_order_progress` (REST), `book_cross`;
+  fills of unrecorded own orders parked, `foreign_fills` reported.
+- `postings`: the only writer of lots, holdings and cash.
+- `work`: `remaining_work` (crosses, sells, buys capped to cash), `net_run`,
+  `affordable_buy_orders`, `close_intents`.
+- `activities`: `fetch_activities`, `book_activities` (fees, dividends, splits).
 - `reconcile`: `reconcile` (recorded), `ledger_problems` (self-check).
 - `report`: the psql views as `alchemiser report` tables.
 
