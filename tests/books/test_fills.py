@@ -66,6 +66,8 @@ async def test_a_fill_that_beats_its_order_record_is_parked_then_booked(
     # The stream reports the fill before the order row is written (or a crash fell between).
     assert await ledger.book_execution(conn, execution("e1", "10", "100", "10", "100")) == []
     assert await holdings(conn) == {}
+    problems = await ledger_problems(conn)
+    assert problems == [f"fill parked, its order not recorded: ('{COID}', 'e1')"]
     # Recording the order books what was parked for it, to the book that asked.
     await ledger.record_broker_order(conn, order(run_id, "10"))
     assert await holdings(conn) == {("a", "SPY"): D(10)}

@@ -161,6 +161,9 @@ _CONSISTENCY_CHECKS = {
         HAVING CASE WHEN e.kind = 'cross'
                     THEN sum(f.quantity) <> 2 * e.quantity
                     ELSE sum(f.quantity) <> e.quantity END""",
+    # Until its order is recorded or adopted (`record_broker_order`, `adopt_order`).
+    "fill parked, its order not recorded": """
+        SELECT client_order_id, key FROM parked_fills""",
     "order booked past its quantity": """
         SELECT client_order_id FROM broker_orders WHERE filled_quantity > quantity""",
     "activity differs from the books": """
