@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from alchemiser.books import ledger
 from alchemiser.books.planner import Intent
 from alchemiser.books.reconcile import reconcile
-from alchemiser.execution.booking import book_event, catch_up
+from alchemiser.execution.booking import Booker
 from alchemiser.execution.broker import Broker
 from alchemiser.execution.phases import Desk, execute
 from alchemiser.execution.quotes import latest_quote
@@ -34,6 +34,7 @@ BOOKS = [strategy("alpha", "30000"), strategy("beta", "30000"), strategy("gamma"
 class Wiring:
     def __init__(self, engine: AsyncEngine, broker: Broker, sim: SimThread) -> None:
         self.engine = engine
+        self.booker = Booker(engine)
         self.broker = broker
         self.sim = sim
         self.router = WalkRouter()
@@ -44,15 +45,16 @@ class Wiring:
         self.fractionable: frozenset[str] = frozenset({"SPY", "QQQ", "TLT"})
 
     async def on_event(self, event: TradeEvent) -> None:
+        await self.booker.event(event)  # first the books, then the walk (as the run does)
         await self.router.on_event(event)
-        await book_event(self.engine, event)
 
     async def on_connected(self) -> None:
-        await catch_up(self.engine, self.broker, datetime(2026, 11, 18, tzinfo=UTC))
+        await self.booker.catch_up(self.broker, datetime(2026, 11, 18, tzinfo=UTC))
 
     def desk(self) -> Desk:
         return Desk(
             engine=self.engine,
+            booker=self.booker,
             broker=self.broker,
             router=self.router,
             quote=lambda symbol: latest_quote(self.data, symbol),
@@ -153,3 +155,4 @@ async def test_running_the_phases_again_sends_nothing_new(wiring: Wiring, sim: S
     assert again.sells == () and again.buys == ()
     assert len(sim_orders(sim)) == sent
     assert await wiring.reconciled()
+

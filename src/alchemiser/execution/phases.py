@@ -21,7 +21,7 @@ from alchemiser.books import ledger
 from alchemiser.books.kinds import IntentClosure
 from alchemiser.books.netting import NetOrder
 from alchemiser.books.retry import transact
-from alchemiser.execution.booking import LedgerLink
+from alchemiser.execution.booking import Booker, LedgerLink
 from alchemiser.execution.broker import Broker
 from alchemiser.execution.pricing import Quote, floor_to_tick
 from alchemiser.execution.walk import Walk, WalkConfig, WalkPlan, WalkResult, WalkRouter
@@ -43,6 +43,7 @@ class Desk:
     """What the phases need, wired once by the run."""
 
     engine: AsyncEngine
+    booker: Booker
     broker: Broker
     router: WalkRouter
     quote: Callable[[str], Awaitable[Quote]]
@@ -66,7 +67,7 @@ class Execution:
 
 
 async def execute(desk: Desk, run_id: int) -> Execution:
-    link = LedgerLink(desk.engine, run_id, desk.fractionable)
+    link = LedgerLink(desk.booker, run_id, desk.fractionable)
     crosses = await _book_crosses(desk, run_id)
     work = await _remaining(desk, run_id)
     sells = await _walk_all(desk, link, run_id, work.sells)

@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from alchemiser.books import ledger
-from alchemiser.books.kinds import FINAL_RANK, ORDER_STATUS_RANK
 from alchemiser.books.ledger import BrokerOrderRecord
 from alchemiser.books.retry import transact
-from alchemiser.execution.booking import LedgerLink
+from alchemiser.execution.booking import Booker, LedgerLink, is_final
 from alchemiser.execution.broker import Broker, OrderSnapshot
 from alchemiser.execution.errors import OrderNotChangeable
 from alchemiser.logging import get_logger
@@ -29,14 +28,14 @@ SETTLE_POLLS = 50
 SETTLE_POLL_SECONDS = 0.1
 
 
-async def settle_sent_orders(engine: AsyncEngine, broker: Broker, run_id: int) -> int:
+async def settle_sent_orders(booker: Booker, broker: Broker, run_id: int) -> int:
     """Book, cancel or close every unfinished order of the run; how many were unfinished."""
 
     async def read(conn: AsyncConnection) -> list[BrokerOrderRecord]:
         return await ledger.find_broker_orders(conn, run_id)
 
-    link = LedgerLink(engine, run_id, ())
-    unfinished = [o for o in await transact(engine, read) if not _final(o.status)]
+    link = LedgerLink(booker, run_id, ())
+    unfinished = [o for o in await transact(booker.engine, read) if not is_final(o.status)]
     for order in unfinished:
         found = await broker.find_order(order.client_order_id)
         if found is None:
@@ -59,7 +58,3 @@ async def _settled(broker: Broker, order: OrderSnapshot) -> OrderSnapshot:
             return order
         await asyncio.sleep(SETTLE_POLL_SECONDS)
     return order  # still pending: its progress so far is booked; the stream books the rest
-
-
-def _final(status: str) -> bool:
-    return ORDER_STATUS_RANK.get(status, 1) >= FINAL_RANK

@@ -40,6 +40,7 @@ MOVE_REJECTED = frozenset({"order_replace_rejected", "order_cancel_rejected"})
 UNACKNOWLEDGED = frozenset({"pending_new", "accepted"})  # not yet at the exchange
 REPLACEABLE = frozenset({"new", "partially_filled"})
 CONFIRM_POLLS = 5  # REST reads of an unconfirmed move before the walk gives up on it
+NOT_SENT = "not sent: the quantity changed (a fill) while the order was being recorded"
 
 Outcome = Literal["filled", "rejected", "expired", "unconfirmed", "error"]
 
@@ -144,14 +145,18 @@ class Walk:
         """A trade update for one of this walk's orders (routed by client order id)."""
         if event.event in MOVE_REJECTED:
             self._seen.move_rejected.add(event.order.id)
-        await self._observe(event.order)
+        self._note(event.order)  # the stream's handler has booked it
 
     async def _observe(self, order: OrderSnapshot) -> None:
+        """A snapshot from one of the walk's own REST calls: booked, then noted."""
+        await self.ledger.progress(order)
+        self._note(order)
+
+    def _note(self, order: OrderSnapshot) -> None:
         known = self._seen.orders.get(order.id)
         # Statuses only move forward: never let an older snapshot undo a newer one.
         if known is None or order.filled_qty > known.filled_qty or _newer(order, known):
             self._seen.orders[order.id] = order
-        await self.ledger.progress(order)
         self._changed.set()
 
     # --- the walk ----------------------------------------------------------------------
@@ -213,6 +218,8 @@ class Walk:
         live = self._live_order()
         if live is not None and live.is_open:
             live = await self._acknowledged(live.id)
+        if self.remaining <= 0:
+            return  # filled while waiting for the acknowledgement
         if live is not None and live.is_open:
             if self._can_replace(live, price):
                 assert price is not None
@@ -231,6 +238,9 @@ class Walk:
     async def _submit(self, price: Decimal | None, replaces: str | None = None) -> None:
         step = StepOrder(self.plan.symbol, self.plan.side, self.remaining, price, replaces)
         client_order_id = await self._record(step)
+        if self.remaining != step.qty:  # a fill arrived while recording: the next step re-asks
+            await self.ledger.rejected(client_order_id, NOT_SENT)
+            return
         request = OrderRequest(client_order_id, step.symbol, step.side, step.qty, price)
         try:
             sent = await self.broker.submit(request)
@@ -243,12 +253,14 @@ class Walk:
     async def _replace(self, live: OrderSnapshot, price: Decimal) -> None:
         if live.limit_price == price and live.qty == self.remaining + live.filled_qty:
             return  # nothing to change (Alpaca answers 403 "not changed")
-        step = StepOrder(
-            self.plan.symbol, self.plan.side, self.remaining, price, live.client_order_id
-        )
+        qty = self.remaining
+        step = StepOrder(self.plan.symbol, self.plan.side, qty, price, live.client_order_id)
         client_order_id = await self._record(step)
+        if self.remaining != qty:  # a fill arrived while recording: the next step re-asks
+            await self.ledger.rejected(client_order_id, NOT_SENT)
+            return
         try:
-            new = await self.broker.replace(live.id, self.remaining, price, client_order_id)
+            new = await self.broker.replace(live.id, qty, price, client_order_id)
         except OrderNotChangeable as exc:
             await self.ledger.rejected(client_order_id, exc.reason)
             await self._refresh(live.id)  # filled or pending meanwhile: the next step sees it

@@ -28,7 +28,6 @@ from alchemiser.books.netting import Netted
 from alchemiser.books.planner import Intent
 from alchemiser.books.reconcile import ReconcileResult, reconcile
 from alchemiser.books.retry import transact
-from alchemiser.execution.booking import catch_up
 from alchemiser.execution.phases import Desk, Execution, execute
 from alchemiser.execution.resume import settle_sent_orders
 from alchemiser.execution.walk import WalkConfig
@@ -76,7 +75,7 @@ async def daily_run(
     async with _run_lock(engine):
         await _gate_market_open(services)
         await _adopt_account(services)
-        await catch_up(engine, services.broker, services.start_of_day())
+        await services.booker.catch_up(services.broker, services.start_of_day())
         await _gate_reconciled(services, settings)
         run = await transact(engine, lambda c: ledger.start_run(c, as_of, kind))
         report.run_id, report.resumed = run.id, run.resumed
@@ -94,7 +93,7 @@ async def daily_run(
             report.status = "planned (dry run)"
             return report
         await _set_status(engine, run.id, RunStatus.EXECUTING)
-        await settle_sent_orders(engine, services.broker, run.id)
+        await settle_sent_orders(services.booker, services.broker, run.id)
         report.execution = await execute(_desk(settings, services, fractionable), run.id)
         report.timings["executed"] = time.monotonic() - started
         report.reconciliation = await _reconcile(services, settings, run.id)
@@ -239,6 +238,7 @@ def _desk(settings: Settings, services: Services, fractionable: frozenset[str]) 
     execution = settings.execution
     return Desk(
         engine=services.engine,
+        booker=services.booker,
         broker=services.broker,
         router=services.router,
         quote=services.quote,

@@ -1,9 +1,9 @@
 """What a run talks to, wired once: the ledger, the broker, market data, the trade stream.
 
 `trade-now` opens these for one run; the daemon keeps them for its lifetime. The
-stream books every update (`book_event`) and hands it to the walk that owns the
+stream books every update (`Booker.event`) and hands it to the walk that owns the
 order; after every (re)connect the orders of the day are read back over REST and
-booked (`catch_up`), since Alpaca never replays what a dropped stream missed.
+booked (`Booker.catch_up`), since Alpaca never replays what a dropped stream missed.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from alchemiser.execution.booking import book_event, catch_up
+from alchemiser.execution.booking import Booker
 from alchemiser.execution.broker import Broker
 from alchemiser.execution.pricing import Quote
-from alchemiser.execution.quotes import latest_quote
+from alchemiser.execution.quotes import QuoteBoard
 from alchemiser.execution.stream import TradeEvent, TradeStream
 from alchemiser.execution.walk import WalkRouter
 from alchemiser.logging import get_logger
@@ -32,6 +32,7 @@ log = get_logger(__name__)
 @dataclass
 class Services:
     engine: AsyncEngine
+    booker: Booker
     broker: Broker
     data: DataClient
     router: WalkRouter
@@ -39,18 +40,21 @@ class Services:
     # The broker's clock minus ours: the run's time comes from the broker.
     clock_offset: timedelta = timedelta(0)
 
+    def __post_init__(self) -> None:
+        self.quotes = QuoteBoard(self.data)
+
     def now(self) -> datetime:
         return datetime.now(UTC) + self.clock_offset
 
     async def quote(self, symbol: str) -> Quote:
-        return await latest_quote(self.data, symbol)
+        return await self.quotes.quote(symbol)
 
     async def on_event(self, event: TradeEvent) -> None:
-        await book_event(self.engine, event)  # first the books, then the walk
+        await self.booker.event(event)  # first the books, then the walk
         await self.router.on_event(event)
 
     async def on_connected(self) -> None:
-        await catch_up(self.engine, self.broker, self.start_of_day())
+        await self.booker.catch_up(self.broker, self.start_of_day())
 
     def start_of_day(self) -> datetime:
         today = self.now().astimezone(NEW_YORK).date()
@@ -68,7 +72,11 @@ class Services:
 async def open_services(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Services]:
     broker = Broker(settings.alpaca, settings.execution)
     services = Services(
-        engine, broker, DataClient(settings.alpaca, settings.marketdata), WalkRouter()
+        engine,
+        Booker(engine),
+        broker,
+        DataClient(settings.alpaca, settings.marketdata),
+        WalkRouter(),
     )
     try:
         await services.sync_clock()
