@@ -155,4 +155,3 @@ async def test_running_the_phases_again_sends_nothing_new(wiring: Wiring, sim: S
     assert again.sells == () and again.buys == ()
     assert len(sim_orders(sim)) == sent
     assert await wiring.reconciled()
-
