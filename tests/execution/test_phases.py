@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -23,6 +24,7 @@ from alchemiser.settings import MarketDataConfig
 from alchemiser.sim import SimThread
 from tests.books.harness import strategy
 from tests.execution.conftest import alpaca_config
+from tests.sim.conftest import WAIT_S
 
 DAY = date(2026, 11, 18)
 STEPS = (Decimal("0.75"), Decimal("0.85"), Decimal("0.95"))
@@ -155,3 +157,38 @@ async def test_running_the_phases_again_sends_nothing_new(wiring: Wiring, sim: S
     assert again.sells == () and again.buys == ()
     assert len(sim_orders(sim)) == sent
     assert await wiring.reconciled()
+
+
+async def test_fills_missed_while_the_stream_is_down_are_read_back_and_booked_once(
+    wiring: Wiring, sim: SimThread
+) -> None:
+    run_id = await wiring.plan("open", [("alpha", "SPY", "buy", 10), ("beta", "QQQ", "buy", 4)])
+    sim.stream_down(3.0)  # every update of the phase is lost; Alpaca never replays them
+    done = await execute(wiring.desk(), run_id)
+    assert [o.result.outcome for o in done.buys] == ["filled", "filled"]
+    assert await wiring.reconciled()
+    await until_connected(wiring)  # the catch-up after the reconnect books nothing new
+    assert await wiring.reconciled()
+
+
+@pytest.mark.parametrize("fault", ["duplicate", "reorder"])
+async def test_duplicated_and_reordered_updates_are_booked_once(
+    wiring: Wiring, sim: SimThread, fault: str
+) -> None:
+    run_id = await wiring.plan("open", [("alpha", "SPY", "buy", 10), ("gamma", "TLT", "buy", 6)])
+    sim.stream_fault(fault, count=40)
+    done = await execute(wiring.desk(), run_id)
+    assert [o.result.outcome for o in done.buys] == ["filled", "filled"]
+    assert await wiring.reconciled()
+    async with wiring.engine.begin() as conn:
+        books = await ledger.load_books(conn)
+    assert books["alpha"].positions == {"SPY": Decimal(10)}
+    assert books["gamma"].positions == {"TLT": Decimal(6)}
+
+
+async def until_connected(wiring: Wiring) -> None:
+    for _ in range(int(WAIT_S / 0.01)):
+        if wiring.stream.connections >= 2:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the stream never reconnected")

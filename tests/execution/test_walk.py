@@ -14,7 +14,8 @@ from decimal import Decimal
 
 import pytest
 
-from alchemiser.execution.broker import Broker, OrderSnapshot
+from alchemiser.execution.broker import Broker, OrderRequest, OrderSnapshot
+from alchemiser.execution.errors import TradingHalted
 from alchemiser.execution.quotes import latest_quote
 from alchemiser.execution.stream import TradeStream
 from alchemiser.execution.walk import (
@@ -274,3 +275,21 @@ async def test_a_capped_buy_never_prices_above_its_cap_and_ends_at_the_close(
     orders = desk.broker_orders("SPY")
     assert {price for *_, price in orders} == {cap}
     assert orders[-1][0] == "expired"
+
+
+async def test_a_halt_mid_walk_stops_it_with_nothing_filled_and_nothing_left_working(
+    desk: Desk, sim: SimThread
+) -> None:
+    wide(sim, "SPY")
+    running = asyncio.create_task(
+        desk.walk(WalkPlan("SPY", "buy", Decimal(5), fractionable=True)).run()
+    )
+    await until(lambda: [s for s, *_ in desk.broker_orders("SPY")] == ["new"])
+    sim.halt("SPY")  # the next step's replace is refused
+    result = await asyncio.wait_for(running, WAIT_S)
+    assert result.outcome == "halted", result
+    assert result.reason is not None and "halted" in result.reason
+    assert result.filled == Decimal(0)
+    assert not any(s in ("new", "pending_new") for s, *_ in desk.broker_orders("SPY"))
+    with pytest.raises(TradingHalted):
+        await desk.broker.submit(OrderRequest("after-halt", "SPY", "buy", Decimal(1)))

@@ -77,6 +77,10 @@ class InvalidOrder(OrderRejected):
     """422: the request itself is wrong (quantity, price increment, asset, time in force)."""
 
 
+class TradingHalted(OrderRejected):
+    """The symbol is in a trading halt: no new orders until it lifts."""
+
+
 class OrderNotChangeable(OrderRejected):
     """A replace or cancel the order's state does not allow (filled, pending, unchanged)."""
 
@@ -122,6 +126,8 @@ def _kind(answer: _Answer) -> type[BrokerError]:
     if status == HTTP_UNPROCESSABLE:
         if DUPLICATE_CLIENT_ORDER_ID in text:
             return DuplicateClientOrderId
+        if "halted" in text:
+            return TradingHalted
         if "not cancelable" in text or "not replaceable" in text or "cannot be replaced" in text:
             return OrderNotChangeable
         return InvalidOrder

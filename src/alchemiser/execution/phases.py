@@ -32,6 +32,7 @@ log = get_logger(__name__)
 # How a walk that did not fill closes its intents for the day.
 CLOSURE = {
     "rejected": IntentClosure.REJECTED,
+    "halted": IntentClosure.ABANDONED,
     "expired": IntentClosure.EXPIRED,
     "unconfirmed": IntentClosure.ABANDONED,
     "error": IntentClosure.ABANDONED,

@@ -27,7 +27,12 @@ from decimal import Decimal
 from typing import Literal, Protocol
 
 from alchemiser.execution.broker import Broker, OrderRequest, OrderSnapshot
-from alchemiser.execution.errors import BrokerError, OrderNotChangeable, OrderRejected
+from alchemiser.execution.errors import (
+    BrokerError,
+    OrderNotChangeable,
+    OrderRejected,
+    TradingHalted,
+)
 from alchemiser.execution.pricing import Quote, Side, limit_price, quote_problem
 from alchemiser.execution.stream import TradeEvent
 from alchemiser.logging import get_logger
@@ -42,7 +47,7 @@ REPLACEABLE = frozenset({"new", "partially_filled"})
 CONFIRM_POLLS = 5  # REST reads of an unconfirmed move before the walk gives up on it
 NOT_SENT = "not sent: the quantity changed (a fill) while the order was being recorded"
 
-Outcome = Literal["filled", "rejected", "expired", "unconfirmed", "error"]
+Outcome = Literal["filled", "rejected", "halted", "expired", "unconfirmed", "error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +181,8 @@ class Walk:
         except OrderRejected as exc:
             log.warning("walk rejected", symbol=self.plan.symbol, reason=exc.reason)
             await self._cancel_live()
-            return self._result("rejected", str(exc))
+            outcome: Outcome = "halted" if isinstance(exc, TradingHalted) else "rejected"
+            return self._result(outcome, str(exc))
         except _Unconfirmed as exc:
             return self._result("unconfirmed", str(exc))
         except BrokerError as exc:
