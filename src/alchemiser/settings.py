@@ -86,6 +86,9 @@ class ExecutionConfig(_Section):
     step_interval_seconds: float = Field(default=30.0, gt=0)
     order_timeout_seconds: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=3, ge=0, le=10)
+    # While walks are live, orders are read back over REST this often (Alpaca never
+    # replays what the stream missed) and a stream that missed fills is reconnected.
+    catch_up_interval_seconds: float = Field(default=30.0, gt=0)
 
     @field_validator("step_fractions")
     @classmethod

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -19,6 +19,7 @@ from alchemiser.execution.phases import Desk, execute
 from alchemiser.execution.quotes import latest_quote
 from alchemiser.execution.stream import TradeEvent, TradeStream
 from alchemiser.execution.walk import WalkConfig, WalkRouter
+from alchemiser.execution.watchdog import watching
 from alchemiser.marketdata.alpaca import DataClient
 from alchemiser.settings import MarketDataConfig
 from alchemiser.sim import SimThread
@@ -187,8 +188,25 @@ async def test_duplicated_and_reordered_updates_are_booked_once(
 
 
 async def until_connected(wiring: Wiring) -> None:
+    await until(lambda: wiring.stream.connections >= 2)
+
+
+async def test_a_silent_stream_is_noticed_by_the_catch_up_and_reconnected(
+    wiring: Wiring, sim: SimThread
+) -> None:
+    run_id = await wiring.plan("open", [("alpha", "SPY", "buy", 3)])
+    sim.stream_silent()  # half-open: the connection stays up and says nothing
+    since = datetime(2026, 11, 18, tzinfo=UTC)
+    async with watching(wiring.booker, wiring.broker, wiring.stream, lambda: since, 0.2):
+        done = await execute(wiring.desk(), run_id)  # the walk polls its order over REST
+        await until(lambda: wiring.stream.connections >= 2)
+    assert [o.result.outcome for o in done.buys] == ["filled"]
+    assert await wiring.reconciled()
+
+
+async def until(predicate: Callable[[], bool]) -> None:
     for _ in range(int(WAIT_S / 0.01)):
-        if wiring.stream.connections >= 2:
+        if predicate():
             return
         await asyncio.sleep(0.01)
-    raise AssertionError("the stream never reconnected")
+    raise AssertionError("condition not reached")

@@ -10,6 +10,7 @@ import pytest
 
 from alchemiser.execution.broker import Broker, OrderRequest
 from alchemiser.execution.stream import TradeEvent, TradeStream
+from alchemiser.execution.watchdog import is_silent
 from alchemiser.sim import SimThread
 from tests.execution.conftest import alpaca_config
 from tests.sim.conftest import WAIT_S
@@ -91,3 +92,19 @@ async def test_a_failing_handler_does_not_stop_the_stream(
     await recorder.until(lambda: any(e.event == "fill" for e in fills_of(recorder, first.id)))
     second = await broker.submit(OrderRequest("stream-buy-3", "QQQ", "buy", Decimal(1)))
     await recorder.until(lambda: any(e.event == "fill" for e in fills_of(recorder, second.id)))
+
+
+@pytest.mark.parametrize(
+    ("stream_last", "rest_filled", "now", "silent"),
+    [
+        (None, None, 100.0, False),  # REST found nothing
+        (50.0, 90.0, 95.0, False),  # not a whole interval since REST found fills
+        (50.0, 90.0, 101.0, True),  # quiet for an interval after REST found fills
+        (None, 90.0, 101.0, True),  # never spoke at all
+        (95.0, 90.0, 101.0, False),  # the stream spoke since
+    ],
+)
+def test_a_stream_is_silent_when_rest_finds_fills_it_never_spoke_of(
+    stream_last: float | None, rest_filled: float | None, now: float, silent: bool
+) -> None:
+    assert is_silent(stream_last, rest_filled, now, interval=10.0) is silent

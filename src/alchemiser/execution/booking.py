@@ -10,6 +10,7 @@ same fill reported three ways is booked once.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -44,20 +45,24 @@ class Booker:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._booked: dict[str, tuple[str, Decimal]] = {}
+        # When a REST read (not the stream) last found fills: a stream that stays
+        # quiet after it is silent (half-open), and is reconnected.
+        self.rest_filled_at: float | None = None
 
-    async def progress(self, order: OrderSnapshot) -> None:
+    async def progress(self, order: OrderSnapshot, *, from_stream: bool = False) -> bool:
         """Book an order's progress when it filled more or reached a final status.
 
         Passing states (pending_new, new, pending_replace, ...) are not written one
         by one: the final status says how the order ended, and a resumed run asks
-        the broker about every order that has none yet.
+        the broker about every order that has none yet. True when it filled more
+        than this process had booked.
         """
         booked = self._booked.get(order.client_order_id)
         filled_before = booked[1] if booked else Decimal(0)
         if booked == (order.status, order.filled_qty) or (
             order.filled_qty == filled_before and not is_final(order.status)
         ):
-            return
+            return False
         progress = _progress_of(order)
 
         async def write(conn: AsyncConnection) -> None:
@@ -65,6 +70,10 @@ class Booker:
 
         await transact(self.engine, write)
         self._booked[order.client_order_id] = self._seen(order)
+        filled_more = order.filled_qty > filled_before
+        if filled_more and not from_stream:
+            self.rest_filled_at = time.monotonic()
+        return filled_more
 
     @staticmethod
     def _seen(order: OrderSnapshot) -> tuple[str, Decimal]:
@@ -89,7 +98,9 @@ class Booker:
                 await ledger.book_execution(conn, report)
 
             await transact(self.engine, write)
-        await self.progress(event.order)  # its status, and any progress the event did not book
+        await self.progress(
+            event.order, from_stream=True
+        )  # its status, and any progress the event did not book
 
     async def catch_up(self, broker: Broker, since: datetime) -> int:
         """Book every order submitted since `since` by its progress at the broker.
@@ -97,15 +108,16 @@ class Booker:
         Run after every (re)connect of the stream and on a timer while walks are
         live: Alpaca never replays what the stream missed. Orders that are not ours
         and filled are booked too, so the ledger reports them (never into a book).
-        Returns how many orders were read.
+        Returns how many orders had fills this process had not booked.
         """
         orders = await broker.orders("all", since)
+        missed = 0
         for order in orders:
             if is_own_order(order.client_order_id) or order.filled_qty > 0:
-                await self.progress(order)
+                missed += await self.progress(order)
         foreign = sum(not is_own_order(o.client_order_id) for o in orders)
-        log.info("orders caught up", orders=len(orders), foreign=foreign)
-        return len(orders)
+        log.info("orders caught up", orders=len(orders), missed=missed, foreign=foreign)
+        return missed
 
 
 class LedgerLink:

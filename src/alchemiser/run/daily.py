@@ -31,6 +31,7 @@ from alchemiser.books.retry import transact
 from alchemiser.execution.phases import Desk, Execution, execute
 from alchemiser.execution.resume import settle_sent_orders
 from alchemiser.execution.walk import WalkConfig
+from alchemiser.execution.watchdog import watching
 from alchemiser.logging import get_logger
 from alchemiser.market_calendar import NEW_YORK
 from alchemiser.marketdata.prices import fetch_today_prices
@@ -94,7 +95,14 @@ async def daily_run(
             return report
         await _set_status(engine, run.id, RunStatus.EXECUTING)
         await settle_sent_orders(services.booker, services.broker, run.id)
-        report.execution = await execute(_desk(settings, services, fractionable), run.id)
+        async with watching(
+            services.booker,
+            services.broker,
+            services.stream,
+            services.start_of_day,
+            settings.execution.catch_up_interval_seconds,
+        ):
+            report.execution = await execute(_desk(settings, services, fractionable), run.id)
         report.timings["executed"] = time.monotonic() - started
         report.reconciliation = await _reconcile(services, settings, run.id)
         await _set_status(engine, run.id, RunStatus.COMPLETED, report.timings, finished=True)
