@@ -210,3 +210,27 @@ async def until(predicate: Callable[[], bool]) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("condition not reached")
+
+
+async def test_buys_are_scaled_to_the_cash_the_sells_really_raised_never_to_margin(
+    wiring: Wiring, sim: SimThread
+) -> None:
+    sim.set_quote("SPY", bid="100.00", ask="100.01")
+    sim.set_quote("QQQ", bid="100.00", ask="100.01")
+    await execute(wiring.desk(), await wiring.plan("open", [("alpha", "SPY", "buy", 10)]))
+    # Sell the SPY and put everything into QQQ, planned at today's prices...
+    run_id = await wiring.plan(
+        "rotate", [("alpha", "SPY", "sell", 10), ("alpha", "QQQ", "buy", 300)]
+    )
+    sim.set_quote("SPY", bid="95.00", ask="95.01")  # ...but the sell fills 5 % lower
+    account = await wiring.broker.account()
+    assert account.buying_power > account.cash  # a margin account: sizing from it overspends
+    done = await execute(wiring.desk(), run_id)
+    [buy] = done.buys
+    assert buy.result.outcome == "filled"  # not rejected for buying power
+    assert buy.order.quantity < Decimal(300)  # scaled to the cash raised
+    async with wiring.engine.begin() as conn:
+        books = await ledger.load_books(conn)
+    assert books["alpha"].cash >= 0
+    assert books["alpha"].positions == {"QQQ": buy.order.quantity}
+    assert await wiring.reconciled()
