@@ -14,7 +14,7 @@ from alchemiser.books import ledger
 from alchemiser.books.fills import ExecutionReport, OrderProgress
 from alchemiser.books.orders import BrokerOrderRecord
 from alchemiser.books.planner import Intent
-from alchemiser.books.reconcile import ledger_problems
+from alchemiser.books.reconcile import ledger_problems, reconcile
 from alchemiser.settings import UNALLOCATED_BOOK
 from tests.books.harness import strategy
 
@@ -179,3 +179,17 @@ async def test_whole_share_fills_leave_whole_shares_in_every_book(conn: AsyncCon
     rest = OrderProgress(coid, "UVXY", "buy", D(5), D(20), AT, "filled")
     await ledger.book_order_progress(conn, rest)
     assert await holdings(conn) == {("a", "UVXY"): D(3), ("b", "UVXY"): D(2)}
+
+
+async def test_reconciliation_names_the_foreign_fill_behind_a_difference(
+    conn: AsyncConnection,
+) -> None:
+    await planned_run(conn)
+    await ledger.book_execution(conn, execution("m1", "3", "150", "3", "150", coid="web-app-1"))
+    cash = await conn.scalar(text("select sum(cash) from strategies"))
+    result = await reconcile(conn, {"SPY": D(3)}, cash - 450, D("0.01"))
+    assert not result.ok
+    (position,) = [d for d in result.differences if d.kind == "position"]
+    assert position.known_causes == ("foreign fills (manual trades, not booked): +3 shares",)
+    recorded = await conn.scalar(text("select differences from reconciliations"))
+    assert any(d["known_causes"] for d in recorded)

@@ -2,14 +2,15 @@
 
 Every check is recorded with all its differences, within tolerance or not.
 Differences the daemon did not cause (a manual trade in the Alpaca app) are
-reported, never absorbed: nothing here writes to a book. `ledger_problems`
+reported, never absorbed: nothing here writes to a book. A position difference
+names the fills the ledger saw that explain it (`foreign_fills`, `parked_fills`). `ledger_problems`
 checks the ledger against itself (running totals against the entries).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -33,6 +34,9 @@ class Difference:
     books: Decimal
     broker: Decimal
     beyond_tolerance: bool
+    # What the ledger knows explains it: fills of orders that are not ours (manual
+    # trades, reported and never absorbed), fills parked for an unrecorded own order.
+    known_causes: tuple[str, ...] = ()
 
     @property
     def difference(self) -> Decimal:
@@ -103,6 +107,7 @@ async def reconcile(
     """Compare Σ books with the broker's positions and cash, and record the check."""
     positions, cash = await books_totals(conn)
     result = compare(positions, cash, broker_positions, broker_cash, tolerance, prices=prices)
+    result = await _with_known_causes(conn, result)
     await conn.execute(
         insert(Reconciliation).values(
             run_id=run_id,
@@ -120,6 +125,31 @@ async def reconcile(
             differences=[_as_json(d) for d in result.differences if d.beyond_tolerance],
         )
     return result
+
+
+# Per symbol: what fills the books do not hold explain, as (cause, signed shares).
+_KNOWN_CAUSES = text("""
+    SELECT symbol, 'foreign fills (manual trades, not booked)' AS cause,
+           sum(CASE WHEN side = 'buy' THEN quantity ELSE -quantity END) AS shares
+    FROM foreign_fills GROUP BY symbol
+    UNION ALL
+    SELECT symbol, 'fills parked for an unrecorded own order',
+           sum(CASE WHEN side = 'buy' THEN 1 ELSE -1 END * cumulative_quantity)
+    FROM parked_fills GROUP BY symbol""")
+
+
+async def _with_known_causes(conn: AsyncConnection, result: ReconcileResult) -> ReconcileResult:
+    """Each position difference, with the foreign or parked fills the ledger has seen in it."""
+    causes: dict[str, list[str]] = {}
+    for symbol, cause, shares in await conn.execute(_KNOWN_CAUSES):
+        causes.setdefault(symbol, []).append(f"{cause}: {shares.normalize():+f} shares")
+    differences = tuple(
+        replace(d, known_causes=tuple(causes[d.symbol]))
+        if d.kind == "position" and d.symbol in causes
+        else d
+        for d in result.differences
+    )
+    return replace(result, differences=differences)
 
 
 def _as_json(difference: Difference) -> dict[str, Any]:
