@@ -1,5 +1,5 @@
 """End to end: orders at the simulator through alpaca-py, fills booked by order progress,
-fees and dividends read from `GET /v2/account/activities`; the books match to the cent."""
+fees, dividends and splits read from `GET /v2/account/activities`; the books match to the cent."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, OrderStatus, TimeInForce
 from alpaca.trading.models import Order, TradeAccount
 from alpaca.trading.requests import MarketOrderRequest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alchemiser.books import ledger
@@ -51,7 +52,7 @@ async def run_day(engine: AsyncEngine, trading: TradingClient, kind: str, *inten
     async with engine.begin() as conn:
         run = await ledger.start_run(conn, BASE_NOW.date(), kind)
         await ledger.record_plan(conn, run.id, intents, kind)
-        work = await ledger.net_run(conn, run.id, fractionable={"SPY"})
+        work = await ledger.net_run(conn, run.id, fractionable={"SPY", "XOM"})
     for order in work.orders:
         async with engine.begin() as conn:
             step, coid = await ledger.next_order(conn, run.id, order.symbol, order.side)
@@ -83,7 +84,7 @@ async def run_day(engine: AsyncEngine, trading: TradingClient, kind: str, *inten
             await ledger.book_order_progress(conn, progress)
 
 
-async def test_fees_and_dividends_from_the_simulator_keep_the_books_on_the_cent(
+async def test_fees_dividends_and_splits_from_the_simulator_keep_the_books_on_the_cent(
     engine: AsyncEngine, sim: SimThread, trading: TradingClient
 ) -> None:
     sim.reset()
@@ -97,17 +98,20 @@ async def test_fees_and_dividends_from_the_simulator_keep_the_books_on_the_cent(
             conn, [strategy("a", "20000"), strategy("b", "10000")], D(str(account.cash))
         )
     buy = [Intent(b, "SPY", "buy", D(q), D(500), "rebalance") for b, q in (("a", 10), ("b", 6))]
+    buy += [Intent(b, "XOM", "buy", D(q), D(100), "rebalance") for b, q in (("a", 3), ("b", 2))]
     await run_day(engine, trading, "daily", *buy)
     sell = [Intent(b, "SPY", "sell", D(q), D(500), "rebalance") for b, q in (("a", 4), ("b", 2))]
     await run_day(engine, trading, "trade-now", *sell)
     sim.set_clock(now=AFTER_CLOSE)  # the day's regulatory fee posts at the close
     sim.corporate_action("SPY", EX_DATE, dividend=0.51)
+    sim.corporate_action("XOM", EX_DATE, split_ratio=0.1)  # 1-for-10 reverse
     sim.set_clock(now=NEXT_OPEN)  # the dividend posts on the ex-date
 
     rows = await asyncio.to_thread(ledger.fetch_activities, trading)
-    assert sorted(r["activity_type"] for r in rows) == ["DIV", "FEE"]
+    assert sorted(r["activity_type"] for r in rows) == ["DIV", "FEE", "SPLIT"]
     async with engine.begin() as conn:
-        assert len(await ledger.book_activities(conn, rows, fractionable={"SPY"})) == 2
+        # XOM is booked as a whole-share asset: each book's 0.3 and 0.2 go to `unallocated`.
+        assert len(await ledger.book_activities(conn, rows, fractionable={"SPY"})) == 3
         assert await ledger.book_activities(conn, rows, fractionable={"SPY"}) == []
     account = trading.get_account()
     assert isinstance(account, TradeAccount)
@@ -116,3 +120,7 @@ async def test_fees_and_dividends_from_the_simulator_keep_the_books_on_the_cent(
         result = await reconcile(conn, positions, D(str(account.cash)), D(0))
         assert result.differences == ()
         assert await ledger_problems(conn) == []
+        held = await conn.execute(
+            text("select strategy_id, quantity from book_holdings where symbol = 'XOM'")
+        )
+        assert {b: q for b, q in held if q} == {"unallocated": D("0.5")}
