@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -211,6 +211,15 @@ class Broker:
         return cast(
             dict[str, Any], await self._call(lambda c: c.get_asset(symbol), f"read asset {symbol}")
         )
+
+    async def fractionable(self, symbols: Collection[str]) -> set[str]:
+        """Which of `symbols` Alpaca trades in fractions: one listing, then any it lacks."""
+        listed = await self._call(lambda c: c.get_all_assets(), "list the assets")
+        flags = {str(a["symbol"]): bool(a.get("fractionable")) for a in listed}
+        missing = sorted(set(symbols) - set(flags))
+        for asset in await asyncio.gather(*(self.asset(s) for s in missing)):
+            flags[str(asset["symbol"])] = bool(asset.get("fractionable"))
+        return {s for s in symbols if flags.get(s)}
 
     async def order(self, order_id: str) -> OrderSnapshot:
         body = await self._call(lambda c: c.get_order_by_id(order_id), f"read order {order_id}")

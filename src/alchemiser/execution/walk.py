@@ -188,6 +188,11 @@ class Walk:
         except BrokerError as exc:
             log.error("walk failed", symbol=self.plan.symbol, reason=str(exc))
             return self._result("error", str(exc))
+        except Exception as exc:  # a bug here must not orphan the order or the other walks
+            log.exception("walk crashed", symbol=self.plan.symbol)
+            with contextlib.suppress(Exception):
+                await self._cancel_live()
+            return self._result("error", f"{type(exc).__name__}: {exc}")
         if self.remaining <= 0:
             return self._result("filled")
         return self._result("expired", "the order ended before it filled (the close)")

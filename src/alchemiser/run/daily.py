@@ -188,9 +188,10 @@ async def _plan(
         books = await ledger.load_books(conn)
         return {s for b in books.values() for s in b.positions}
 
-    prices = await _reference_prices(services, data, await transact(services.engine, held))
-    wanted = {t for o in report.outcomes.values() for t in o.weights} | set(prices)
-    fractionable = frozenset(await _fractionable(services, wanted))
+    holdings = await transact(services.engine, held)
+    prices = await _reference_prices(services, data, holdings)
+    wanted = {t for o in report.outcomes.values() for t in o.weights} | holdings
+    fractionable = frozenset(await services.broker.fractionable(wanted))
     account = await services.broker.account()
 
     async def write(conn: AsyncConnection) -> tuple[list[Intent], Netted]:
@@ -228,15 +229,6 @@ async def _reference_prices(
         live = await fetch_today_prices(services.data, missing)
         prices.update({t: p.price for t, p in live.items()})
     return prices
-
-
-async def _fractionable(services: Services, symbols: set[str]) -> set[str]:
-    found = set()
-    for symbol in sorted(symbols):
-        asset = await services.broker.asset(symbol)
-        if asset.get("fractionable"):
-            found.add(symbol)
-    return found
 
 
 # --- execute and journal -------------------------------------------------------------------
