@@ -159,6 +159,43 @@ def trade_now(dry_run: bool) -> None:
     click.echo("\n".join(summary(report)))
 
 
+@main.command("halt")
+@click.argument("strategy", required=False)
+@click.option("--reason", default=None, help="Kept with the halt and shown by the gate.")
+def halt_command(strategy: str | None, reason: str | None) -> None:
+    """Kill switch: stop every new order at once, or (STRATEGY) hold one book as it is."""
+    from alchemiser import db as database
+    from alchemiser.books import halts
+
+    scope = strategy or halts.EVERYTHING
+
+    async def write(engine: Any) -> None:
+        async with engine.begin() as conn:
+            await halts.halt(conn, scope, reason)
+
+    database.run(write, database.database_url(load_settings_or_exit()), migrate=True)
+    what = f"strategy {strategy} is held" if strategy else "all new orders are stopped"
+    lift = "alchemiser resume" + (f" {strategy}" if strategy else "")
+    click.echo(f"halted: {what}; `{lift}` lifts it")
+
+
+@main.command("resume")
+@click.argument("strategy", required=False)
+def resume_command(strategy: str | None) -> None:
+    """Lift `alchemiser halt` (everything, or one STRATEGY's hold)."""
+    from alchemiser import db as database
+    from alchemiser.books import halts
+
+    scope = strategy or halts.EVERYTHING
+
+    async def write(engine: Any) -> bool:
+        async with engine.begin() as conn:
+            return await halts.resume(conn, scope)
+
+    lifted = database.run(write, database.database_url(load_settings_or_exit()), migrate=True)
+    click.echo(f"resumed: {strategy or 'trading'}" if lifted else "there was no such halt")
+
+
 def _sim_now(_: click.Context, __: click.Parameter, value: str | None) -> Any:
     from datetime import datetime
 

@@ -111,6 +111,11 @@ class RiskConfig(_Section):
     slippage_allowance: Decimal = Field(default=Decimal("0.005"), ge=0, lt=1)
     reconcile_tolerance: Decimal = Field(default=Decimal("0.01"), ge=0)
     max_data_age_days: int = Field(default=1, ge=0)
+    # Checked before orders are sent: no net order above this value (None: no limit), and
+    # no run that trades more than this share of the account (sells plus buys; 2 allows a
+    # full rotation). A plan over either is not traded, and says why.
+    max_order_value: Decimal | None = Field(default=None, gt=0)
+    max_run_traded_share: Decimal = Field(default=Decimal(2), gt=0)
 
 
 class MarketDataConfig(_Section):

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import datetime
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from alchemiser.books import halts
 from alchemiser.market_calendar import NEW_YORK
 from alchemiser.run.daily import GateRefused, RunReport, daily_run
 from alchemiser.run.services import open_services
-from alchemiser.settings import Settings
+from alchemiser.settings import RiskConfig, Settings
 from alchemiser.sim import SimThread
 from tests.run.conftest import settings_for
 
@@ -95,3 +98,80 @@ async def test_books_that_disagree_with_the_broker_trade_nothing(
     with pytest.raises(GateRefused, match=r"disagree.*cash"):
         await run_once(settings, engine, kind="second")
     assert client_order_ids(sim) == []
+
+
+async def test_the_fees_of_a_day_with_sells_are_booked_before_the_next_run(
+    settings: Settings, engine: AsyncEngine, sim: SimThread, db_url: str
+) -> None:
+    await run_once(settings, engine)
+    sim.set_clock(now=datetime(2026, 11, 19, 11, 0, tzinfo=NEW_YORK))
+    fewer = settings_for(sim, db_url, strategies=settings.strategies[:2])  # one book is sold
+    sold = await run_once(fewer, engine)
+    assert sold.execution is not None and sold.execution.sells
+    sim.set_clock(now=datetime(2026, 11, 20, 11, 0, tzinfo=NEW_YORK))  # fees posted at the close
+    after = await run_once(fewer, engine)
+    assert after.status == "completed"  # the gate's reconciliation passed, to the cent
+    async with engine.connect() as conn:
+        fees = await conn.scalar(text("SELECT sum(amount) FROM cash_entries WHERE kind = 'fee'"))
+    assert fees is not None and fees < 0
+
+
+async def test_the_kill_switch_refuses_the_run_and_stops_orders_already_walking(
+    settings: Settings, engine: AsyncEngine, sim: SimThread
+) -> None:
+    async with engine.begin() as conn:
+        await halts.halt(conn, reason="going on holiday")
+    with pytest.raises(GateRefused, match="going on holiday"):
+        await run_once(settings, engine)
+    assert client_order_ids(sim) == []
+    async with engine.begin() as conn:
+        assert await halts.resume(conn)
+    sim.configure(auto_fill=False)  # orders rest: the walks are still working
+
+    async def halt_when_an_order_is_out() -> None:
+        for _ in range(6000):
+            if client_order_ids(sim):
+                break
+            await asyncio.sleep(0.01)
+        async with engine.begin() as conn:
+            await halts.halt(conn)
+
+    halting = asyncio.create_task(halt_when_an_order_is_out())
+    report = await asyncio.wait_for(run_once(settings, engine), 60)
+    await halting
+    assert report.execution is not None
+    outcomes = {o.result.outcome for o in report.execution.buys}
+    assert outcomes == {"rejected"}, report.execution.buys
+    statuses = sim.call(lambda s: [o.status for o in s.broker.orders.values()])
+    assert not any(s in ("new", "pending_new", "accepted") for s in statuses)
+
+
+async def test_a_halted_strategy_holds_its_book_and_the_others_trade(
+    settings: Settings, engine: AsyncEngine, sim: SimThread
+) -> None:
+    async with engine.begin() as conn:
+        await halts.halt(conn, "spy-trend", "reviewing it")
+    report = await run_once(settings, engine)
+    assert report.status == "completed"
+    assert report.outcomes["spy-trend"].error == "halted (reviewing it)"
+    assert not any(i.strategy_id == "spy-trend" for i in report.intents)
+    assert any(i.strategy_id == "risk-parity" for i in report.intents)
+
+
+async def test_a_plan_over_the_risk_limits_is_not_traded(
+    sim: SimThread, db_url: str, engine: AsyncEngine
+) -> None:
+    tight = settings_for(sim, db_url, risk=RiskConfig(max_run_traded_share=Decimal("0.1")))
+    with pytest.raises(GateRefused, match="max_run_traded_share"):
+        await run_once(tight, engine)
+    assert client_order_ids(sim) == []
+    limit = Decimal(10_000)
+    small = settings_for(sim, db_url, risk=RiskConfig(max_order_value=limit))
+    report = await run_once(small, engine, kind="small")
+    assert report.execution is not None
+    buys = report.execution.buys
+    too_big = [o for o in buys if o.order.quantity * o.order.reference_price > limit]
+    assert too_big and all(o.result.outcome == "rejected" for o in too_big)
+    assert all("max_order_value" in (o.result.reason or "") for o in too_big)
+    sent = {cid.split("-")[3] for cid in client_order_ids(sim)}
+    assert sent == {o.order.symbol for o in buys if o not in too_big}

@@ -103,6 +103,8 @@ class Run(Base):
     # Set when the run's crosses are computed and saved (`cross_legs`), once.
     crossed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime] = _now()
+    # The broker's clock when the run started (time comes from the broker).
+    broker_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     timings: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     error: Mapped[str | None] = mapped_column(Text)
@@ -422,3 +424,13 @@ class Reconciliation(Base):
     books_cash: Mapped[Decimal] = mapped_column(Money)
     broker_cash: Mapped[Decimal] = mapped_column(Money)
     differences: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+
+
+class TradingHalt(Base):
+    """`alchemiser halt`: scope '*' stops every new order; a strategy id holds that book."""
+
+    __tablename__ = "trading_halts"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()

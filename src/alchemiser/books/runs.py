@@ -39,6 +39,8 @@ async def start_run(
     kind: str,
     price_mode: str | None = None,
     input_hash: str | None = None,
+    *,
+    broker_started_at: datetime | None = None,
 ) -> RunRecord:
     """The run for (trading_day, kind): created, or found again (`resumed`) after a restart."""
     created = await conn.scalar(
@@ -49,6 +51,7 @@ async def start_run(
             status=RunStatus.STARTED,
             price_mode=price_mode,
             input_hash=input_hash,
+            broker_started_at=broker_started_at,
         )
         .on_conflict_do_nothing(index_elements=[Run.trading_day, Run.kind])
         .returning(Run.id)

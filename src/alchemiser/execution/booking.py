@@ -19,11 +19,13 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alchemiser.books import ledger
+from alchemiser.books.halts import EVERYTHING, halts
 from alchemiser.books.kinds import FINAL_RANK, ORDER_STATUS_RANK
 from alchemiser.books.ledger import BrokerOrderRecord, ExecutionReport, OrderProgress
 from alchemiser.books.order_ids import OrderKey, is_own_order, parse_client_order_id
 from alchemiser.books.retry import transact
 from alchemiser.execution.broker import Broker, OrderSnapshot
+from alchemiser.execution.errors import KillSwitch
 from alchemiser.execution.stream import TradeEvent
 from alchemiser.execution.walk import StepOrder
 from alchemiser.logging import get_logger
@@ -137,6 +139,8 @@ class LedgerLink:
 
     async def record(self, order: StepOrder) -> str:
         async def write(conn: AsyncConnection) -> BrokerOrderRecord:
+            if EVERYTHING in await halts(conn):  # checked before every order, at once
+                raise KillSwitch("new order", "trading is halted (alchemiser halt)")
             key = await self._next_step(conn, order)
             client_order_id = ledger.client_order_id(
                 key.trading_day, key.kind, order.symbol, order.side, key.step

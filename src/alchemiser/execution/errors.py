@@ -81,6 +81,10 @@ class TradingHalted(OrderRejected):
     """The symbol is in a trading halt: no new orders until it lifts."""
 
 
+class KillSwitch(OrderRejected):
+    """`alchemiser halt` is in force: no new order is sent until `alchemiser resume`."""
+
+
 class OrderNotChangeable(OrderRejected):
     """A replace or cancel the order's state does not allow (filled, pending, unchanged)."""
 

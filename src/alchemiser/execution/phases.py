@@ -52,6 +52,7 @@ class Desk:
     now: Callable[[], datetime]
     fractionable: frozenset[str]
     buy_headroom: Decimal
+    max_order_value: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,12 @@ async def _walk_all(
 
 
 async def _walk_one(desk: Desk, link: LedgerLink, run_id: int, order: NetOrder) -> OrderOutcome:
+    value = order.quantity * order.reference_price
+    if desk.max_order_value is not None and value > desk.max_order_value:
+        reason = f"order value {value:,.2f} is over risk.max_order_value {desk.max_order_value}"
+        log.error("order not sent", symbol=order.symbol, side=order.side, reason=reason)
+        await _close(desk, run_id, order, IntentClosure.REJECTED)
+        return OrderOutcome(order, WalkResult("rejected", Decimal(0), (), reason))
     plan = WalkPlan(
         order.symbol,
         order.side,

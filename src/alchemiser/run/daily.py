@@ -15,15 +15,18 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import polars as pl
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alchemiser.books import ledger
+from alchemiser.books.activities import BOOKED_TYPES
+from alchemiser.books.halts import EVERYTHING, halts
 from alchemiser.books.kinds import RunStatus
+from alchemiser.books.models import Run
 from alchemiser.books.netting import Netted
 from alchemiser.books.planner import Intent
 from alchemiser.books.reconcile import ReconcileResult, reconcile
@@ -46,6 +49,8 @@ log = get_logger(__name__)
 DAILY = "daily"
 RUN_LOCK = "alchemiser-daily-run"  # one run at a time per database, whoever starts it
 QUOTE_MAX_AGE = timedelta(minutes=2)
+# Fees post after the close and dividends days later; older activities were booked already.
+ACTIVITIES_LOOKBACK = timedelta(days=30)
 
 
 class GateRefused(Exception):
@@ -75,10 +80,20 @@ async def daily_run(
     started = time.monotonic()
     async with _run_lock(engine):
         await _gate_market_open(services)
+        halted = await transact(engine, halts)
+        if EVERYTHING in halted:
+            raise GateRefused(
+                f"trading is halted ({halted[EVERYTHING] or 'alchemiser halt'}); "
+                "`alchemiser resume` lifts it"
+            )
         await _adopt_account(services)
         await services.booker.catch_up(services.broker, services.start_of_day())
+        await _book_activities(services)
         await _gate_reconciled(services, settings)
-        run = await transact(engine, lambda c: ledger.start_run(c, as_of, kind))
+        broker_now = services.now()
+        run = await transact(
+            engine, lambda c: ledger.start_run(c, as_of, kind, broker_started_at=broker_now)
+        )
         report.run_id, report.resumed = run.id, run.resumed
         if run.status == RunStatus.COMPLETED:
             report.status = "already completed"
@@ -87,9 +102,12 @@ async def daily_run(
         data = await _market_data(services, parsed, as_of, settings)
         report.outcomes = await evaluate_all(parsed.strategies, data)
         report.outcomes.update({sid: Outcome(error=e) for sid, e in parsed.errors.items()})
+        for sid in set(halted) & set(report.outcomes):  # `alchemiser halt SID`: the book holds
+            report.outcomes[sid] = Outcome(error=f"halted ({halted[sid] or 'alchemiser halt'})")
         report.timings["evaluated"] = time.monotonic() - started
         fractionable = await _plan(settings, services, report, data, parsed)
         report.timings["planned"] = time.monotonic() - started
+        await _check_run_size(settings, services, report)
         if dry_run:
             report.status = "planned (dry run)"
             return report
@@ -143,6 +161,31 @@ async def _adopt_account(services: Services) -> None:
         await ledger.open_account(conn, account.cash, positions)
 
     await transact(services.engine, adopt)
+
+
+async def _book_activities(services: Services) -> None:
+    """Fees, dividends and splits the broker posted since the first run (once each)."""
+
+    async def first_run_start(conn: AsyncConnection) -> datetime | None:
+        # The first run adopted the account at its start: what came before is in the
+        # opening balance. Broker time, like the activities' own.
+        return await conn.scalar(select(func.min(Run.broker_started_at)))
+
+    opening = await transact(services.engine, first_run_start)
+    if opening is None:
+        return
+    after = max(opening, services.now() - ACTIVITIES_LOOKBACK)
+    rows = await services.broker.activities(BOOKED_TYPES, after)
+    if not rows:
+        return
+    fractionable = await services.broker.fractionable({str(r["symbol"]) for r in rows})
+
+    async def book(conn: AsyncConnection) -> list[str]:
+        return await ledger.book_activities(conn, rows, fractionable=fractionable)
+
+    booked = await transact(services.engine, book)
+    if booked:
+        log.info("account activities booked", activities=len(booked))
 
 
 async def _gate_reconciled(services: Services, settings: Settings) -> None:
@@ -231,6 +274,21 @@ async def _reference_prices(
     return prices
 
 
+async def _check_run_size(settings: Settings, services: Services, report: RunReport) -> None:
+    """A plan that trades more of the account than `risk.max_run_traded_share` is refused."""
+    assert report.netted is not None and report.run_id is not None
+    traded = sum((o.quantity * o.reference_price for o in report.netted.orders), Decimal(0))
+    equity = (await services.broker.account()).equity
+    limit = settings.risk.max_run_traded_share
+    if equity > 0 and traded > equity * limit:
+        error = (
+            f"the plan trades {traded:,.2f}, {traded / equity:.0%} of the account's "
+            f"{equity:,.2f}, over risk.max_run_traded_share {limit}; nothing traded"
+        )
+        await _set_status(services.engine, report.run_id, RunStatus.FAILED, error=error)
+        raise GateRefused(error)
+
+
 # --- execute and journal -------------------------------------------------------------------
 
 
@@ -251,6 +309,7 @@ def _desk(settings: Settings, services: Services, fractionable: frozenset[str]) 
         now=services.now,
         fractionable=fractionable,
         buy_headroom=settings.risk.slippage_allowance,
+        max_order_value=settings.risk.max_order_value,
     )
 
 
@@ -261,8 +320,11 @@ async def _set_status(
     timings: Mapping[str, float] | None = None,
     *,
     finished: bool = False,
+    error: str | None = None,
 ) -> None:
     async def write(conn: AsyncConnection) -> None:
-        await ledger.set_run_status(conn, run_id, status, timings=timings, finished=finished)
+        await ledger.set_run_status(
+            conn, run_id, status, timings=timings, finished=finished, error=error
+        )
 
     await transact(engine, write)
