@@ -293,3 +293,47 @@ async def test_a_halt_mid_walk_stops_it_with_nothing_filled_and_nothing_left_wor
     assert not any(s in ("new", "pending_new") for s, *_ in desk.broker_orders("SPY"))
     with pytest.raises(TradingHalted):
         await desk.broker.submit(OrderRequest("after-halt", "SPY", "buy", Decimal(1)))
+
+
+async def test_a_broker_failure_mid_walk_leaves_nothing_working(desk: Desk, sim: SimThread) -> None:
+    wide(sim, "QQQ")
+    running = asyncio.create_task(
+        desk.walk(WalkPlan("QQQ", "buy", Decimal(5), fractionable=True)).run()
+    )
+    await until(lambda: [s for s, *_ in desk.broker_orders("QQQ")] == ["new"])
+    sim.set_faults(status=500, count=100, method="PATCH")  # every move fails, for good
+    result = await asyncio.wait_for(running, WAIT_S)
+    sim.clear_faults()
+    assert result.outcome == "error", result
+    assert [s for s, *_ in desk.broker_orders("QQQ")] == ["canceled"]
+
+
+async def test_a_replace_whose_answer_was_lost_is_found_not_sent_again(
+    desk: Desk, sim: SimThread
+) -> None:
+    wide(sim, "QQQ")
+    running = asyncio.create_task(
+        walk_with_market_fill(desk, desk.walk(WalkPlan("QQQ", "buy", Decimal(5), True)))
+    )
+    await until(lambda: [s for s, *_ in desk.broker_orders("QQQ")] == ["new"])
+    # The first move is applied, its answer lost; the retry meets an order already replaced.
+    sim.set_faults(status=500, method="PATCH", after=True)
+    result = await asyncio.wait_for(running, WAIT_S)
+    assert result.outcome == "filled", result
+    orders = desk.broker_orders("QQQ")
+    assert sum(filled for *_, filled, _ in orders) == Decimal(5)
+    assert desk.position("QQQ") == Decimal(5)
+
+
+async def test_a_partial_fill_racing_a_replace_shrinks_the_replacement_never_overfills(
+    desk: Desk, sim: SimThread
+) -> None:
+    wide(sim, "QQQ")
+    sim.configure(replace_latency_s=RACE_WINDOW_S / FILL_WAIT_SCALE)
+    walk = desk.walk(WalkPlan("QQQ", "buy", Decimal(6), fractionable=True))
+    running = asyncio.create_task(walk_with_market_fill(desk, walk))
+    await until(lambda: any(s == "pending_replace" for s, *_ in desk.broker_orders("QQQ")))
+    sim.fill(client_order_id="walk-QQQ-buy-1", qty=2)  # part of the old order, in the window
+    result = await asyncio.wait_for(running, WAIT_S)
+    assert result.outcome == "filled" and result.filled == Decimal(6)
+    assert desk.position("QQQ") == Decimal(6)  # the replacement asked for 6: never 8

@@ -34,8 +34,8 @@ from alpaca.trading.requests import (
 
 from alchemiser.execution.errors import (
     BrokerError,
-    DuplicateClientOrderId,
     OrderNotFound,
+    OrderRejected,
     TemporaryBrokerError,
     classify,
 )
@@ -282,21 +282,20 @@ class Broker:
     async def submit(self, order: OrderRequest) -> OrderSnapshot:
         """Send an order once, whatever is lost on the way.
 
-        A retry after a lost answer meets "client_order_id must be unique": the order
-        exists, and is fetched. After the last failed attempt the broker is asked by
-        client order id too, since the order may have arrived anyway.
+        Any failure (after the retries) asks the broker for the client order id: an
+        order whose first answer was lost exists, and is returned instead of an error.
         """
         what = f"submit {order.side} {order.qty} {order.symbol} ({order.client_order_id})"
         request = _wire_request(order)
         try:
             body = await self._call(lambda c: c.submit_order(request), what)
-        except DuplicateClientOrderId:
-            log.info("order already at the broker", client_order_id=order.client_order_id)
-            return await self.order_by_client_id(order.client_order_id)
-        except TemporaryBrokerError:
+        except (TemporaryBrokerError, OrderRejected):
+            # A retry after a lost answer meets "must be unique", or a refusal checked
+            # before it (quantity, buying power): if the order is there, it was sent.
             found = await self.find_order(order.client_order_id)
             if found is None:
                 raise
+            log.info("order already at the broker", client_order_id=order.client_order_id)
             return found
         return OrderSnapshot.from_wire(body)
 
@@ -317,9 +316,9 @@ class Broker:
         what = f"replace {order_id} with {qty} at {limit_price} ({client_order_id})"
         try:
             body = await self._call(lambda c: c.replace_order_by_id(order_id, request), what)
-        except DuplicateClientOrderId:
-            return await self.order_by_client_id(client_order_id)
-        except TemporaryBrokerError:
+        except (TemporaryBrokerError, OrderRejected):
+            # A retried PATCH whose first attempt was applied meets "not replaceable":
+            # the replacement exists under its client order id.
             found = await self.find_order(client_order_id)
             if found is None:
                 raise

@@ -1,9 +1,11 @@
-"""A resumed run first settles what it already sent: nothing is sent twice.
+"""Before a run trades, it settles what earlier runs sent: nothing is sent twice.
 
-Each order the ledger recorded for the run is looked up at the broker by client
-order id. One the broker never received (the process died between recording and
-sending) is marked rejected; one still working is cancelled and its final
-progress booked, so the run's remaining work is computed from what really filled.
+Every order the ledger recorded without a final status (the process stopped, or
+lost track of it) is looked up at the broker by client order id. One the broker
+never received (the process died between recording and sending) is marked
+rejected; one still working is cancelled and its final progress booked, so the
+run's remaining work is computed from what really filled. An order that will not
+settle is reported, and the run does not trade.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from alchemiser.books import ledger
-from alchemiser.books.ledger import BrokerOrderRecord
+from alchemiser.books.kinds import FINAL_RANK, ORDER_STATUS_RANK
+from alchemiser.books.models import BrokerOrder
 from alchemiser.books.retry import transact
-from alchemiser.execution.booking import Booker, LedgerLink, is_final
+from alchemiser.execution.booking import Booker, LedgerLink
 from alchemiser.execution.broker import Broker, OrderSnapshot
 from alchemiser.execution.errors import OrderNotChangeable
 from alchemiser.logging import get_logger
@@ -26,29 +29,38 @@ log = get_logger(__name__)
 NEVER_SENT = "never reached the broker (the process stopped before sending it)"
 SETTLE_POLLS = 50
 SETTLE_POLL_SECONDS = 0.1
+FINAL = tuple(status for status, rank in ORDER_STATUS_RANK.items() if rank >= FINAL_RANK)
 
 
-async def settle_sent_orders(booker: Booker, broker: Broker, run_id: int) -> int:
-    """Book, cancel or close every unfinished order of the run; how many were unfinished."""
+async def settle_sent_orders(booker: Booker, broker: Broker) -> list[str]:
+    """Settle every unfinished order in the ledger; the client order ids still working."""
 
-    async def read(conn: AsyncConnection) -> list[BrokerOrderRecord]:
-        return await ledger.find_broker_orders(conn, run_id)
+    async def read(conn: AsyncConnection) -> list[tuple[str, int | None]]:
+        rows = await conn.execute(
+            select(BrokerOrder.client_order_id, BrokerOrder.run_id)
+            .where(BrokerOrder.status.not_in(FINAL))
+            .order_by(BrokerOrder.id)
+        )
+        return [(row.client_order_id, row.run_id) for row in rows]
 
-    link = LedgerLink(booker, run_id, ())
-    unfinished = [o for o in await transact(booker.engine, read) if not is_final(o.status)]
-    for order in unfinished:
-        found = await broker.find_order(order.client_order_id)
+    still_working = []
+    unfinished = await transact(booker.engine, read)
+    for client_order_id, run_id in unfinished:
+        link = LedgerLink(booker, run_id or 0, ())
+        found = await broker.find_order(client_order_id)
         if found is None:
-            await link.rejected(order.client_order_id, NEVER_SENT)
+            await link.rejected(client_order_id, NEVER_SENT)
             continue
         if found.is_open:
             with contextlib.suppress(OrderNotChangeable):
                 await broker.cancel(found.id)
             found = await _settled(broker, found)
         await link.progress(found)
+        if found.is_open:
+            still_working.append(client_order_id)
     if unfinished:
-        log.info("resumed run settled its orders", run_id=run_id, orders=len(unfinished))
-    return len(unfinished)
+        log.info("earlier orders settled", orders=len(unfinished), working=len(still_working))
+    return still_working
 
 
 async def _settled(broker: Broker, order: OrderSnapshot) -> OrderSnapshot:
@@ -57,4 +69,4 @@ async def _settled(broker: Broker, order: OrderSnapshot) -> OrderSnapshot:
         if not order.is_open:
             return order
         await asyncio.sleep(SETTLE_POLL_SECONDS)
-    return order  # still pending: its progress so far is booked; the stream books the rest
+    return order

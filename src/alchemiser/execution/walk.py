@@ -41,6 +41,9 @@ log = get_logger(__name__)
 
 # Where a replace or cancel has been answered for good.
 SETTLED = frozenset({"filled", "canceled", "expired", "replaced", "rejected", "done_for_day"})
+REFUSED = frozenset({"rejected", "suspended"})
+# The working order is over: nothing more will fill unless the walk sends again.
+ENDED = frozenset({"expired", "done_for_day", "canceled"}) | REFUSED
 MOVE_REJECTED = frozenset({"order_replace_rejected", "order_cancel_rejected"})
 UNACKNOWLEDGED = frozenset({"pending_new", "accepted"})  # not yet at the exchange
 REPLACEABLE = frozenset({"new", "partially_filled"})
@@ -67,6 +70,8 @@ class WalkConfig:
     step_interval_seconds: float
     confirm_timeout_seconds: float
     quote_max_age: timedelta
+    # Broker time after which nothing is sent (a little before the close), if known.
+    deadline: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +136,7 @@ class Walk:
         self._seen = _Seen()
         self._changed = asyncio.Event()
         self.live: str | None = None  # the order now working, by broker id
+        self._quoted = False  # a usable quote was seen: the market step has a reference
         self.client_order_ids: set[str] = set()
 
     # --- what the walk knows -----------------------------------------------------------
@@ -167,6 +173,15 @@ class Walk:
     # --- the walk ----------------------------------------------------------------------
 
     async def run(self) -> WalkResult:
+        """Walk the order; whatever ends the walk, none of its orders is left working."""
+        outcome, reason = await self._walk()
+        if outcome != "filled":
+            await self._cancel_all()
+            if self.remaining <= 0:  # a fill raced the end of the walk
+                outcome, reason = "filled", None
+        return self._result(outcome, reason)
+
+    async def _walk(self) -> tuple[Outcome, str | None]:
         try:
             for fraction in self.config.step_fractions:
                 if self.remaining <= 0 or self._ended():
@@ -176,41 +191,72 @@ class Walk:
                     await self._place(price)
                 await self._wait(self.config.step_interval_seconds)
             if self.remaining > 0 and not self._ended():
+                if not self._quoted:
+                    return "expired", "no usable quote at any step: not sent at the market blind"
                 await self._place(self._final_price())
                 await self._wait(None)
         except OrderRejected as exc:
             log.warning("walk rejected", symbol=self.plan.symbol, reason=exc.reason)
-            await self._cancel_live()
-            outcome: Outcome = "halted" if isinstance(exc, TradingHalted) else "rejected"
-            return self._result(outcome, str(exc))
+            return ("halted" if isinstance(exc, TradingHalted) else "rejected"), str(exc)
+        except _PastDeadline as exc:
+            return "expired", str(exc)
         except _Unconfirmed as exc:
-            return self._result("unconfirmed", str(exc))
+            return "unconfirmed", str(exc)
         except BrokerError as exc:
             log.error("walk failed", symbol=self.plan.symbol, reason=str(exc))
-            return self._result("error", str(exc))
+            return "error", str(exc)
         except Exception as exc:  # a bug here must not orphan the order or the other walks
             log.exception("walk crashed", symbol=self.plan.symbol)
-            with contextlib.suppress(Exception):
-                await self._cancel_live()
-            return self._result("error", f"{type(exc).__name__}: {exc}")
+            return "error", f"{type(exc).__name__}: {exc}"
         if self.remaining <= 0:
-            return self._result("filled")
-        return self._result("expired", "the order ended before it filled (the close)")
+            return "filled", None
+        live = self._live_order()
+        if live is not None and live.status in REFUSED:
+            return "rejected", f"the broker {live.status} the order"
+        return "expired", "the order ended before it filled (the close)"
+
+    async def _cancel_all(self) -> None:
+        """Cancel every order of this walk that may still work (best effort, each logged)."""
+        for client_order_id in sorted(self.client_order_ids):
+            try:
+                known = self._by_client_id(client_order_id)
+                order = known or await self.broker.find_order(client_order_id)
+                if order is None or not order.is_open:
+                    continue
+                with contextlib.suppress(OrderNotChangeable):
+                    await self.broker.cancel(order.id)
+                self._seen.orders.setdefault(order.id, order)
+                await self._confirm(order.id)
+            except Exception:
+                log.exception(
+                    "could not cancel a walk's order; the next run settles it",
+                    client_order_id=client_order_id,
+                )
+
+    def _by_client_id(self, client_order_id: str) -> OrderSnapshot | None:
+        return next(
+            (o for o in self._seen.orders.values() if o.client_order_id == client_order_id), None
+        )
 
     def _result(self, outcome: Outcome, reason: str | None = None) -> WalkResult:
         return WalkResult(outcome, self.filled, tuple(self._seen.orders), reason)
 
     def _ended(self) -> bool:
-        """The working order was ended by the broker (expired at the close, cancelled)."""
+        """The working order was ended by the broker (expired at the close, cancelled, refused)."""
         live = self._live_order()
-        return live is not None and live.status in ("expired", "done_for_day", "canceled")
+        return live is not None and live.status in ENDED
 
     async def _step_price(self, fraction: Decimal) -> Decimal | None:
-        quote = await self._quote(self.plan.symbol)
+        try:
+            quote = await self._quote(self.plan.symbol)
+        except Exception as exc:  # no quote this step: wait for the next one
+            log.warning("walk has no quote", symbol=self.plan.symbol, reason=str(exc))
+            return None
         problem = quote_problem(quote, self._now(), self.config.quote_max_age)
         if problem is not None:
             log.warning("walk waits for a usable quote", symbol=self.plan.symbol, problem=problem)
             return None
+        self._quoted = True
         price = limit_price(self.plan.side, quote, fraction)
         return self._capped(price)
 
@@ -226,6 +272,9 @@ class Walk:
 
     async def _place(self, price: Decimal | None) -> None:
         """Work the remaining quantity at `price` (None: market), moving the live order."""
+        deadline = self.config.deadline
+        if deadline is not None and self._now() >= deadline:
+            raise _PastDeadline(f"nothing sent after {deadline:%H:%M} (the close is near)")
         live = self._live_order()
         if live is not None and live.is_open:
             live = await self._acknowledged(live.id)
@@ -242,7 +291,9 @@ class Walk:
 
     def _can_replace(self, live: OrderSnapshot, price: Decimal | None) -> bool:
         """Alpaca replaces only a live whole-share limit order (not pending, not fractional)."""
-        whole = self.remaining == self.remaining.to_integral_value()
+        whole = self.remaining == self.remaining.to_integral_value() and (
+            live.qty is not None and live.qty == live.qty.to_integral_value()
+        )
         replaceable = live.status in REPLACEABLE and live.limit_price is not None
         return price is not None and replaceable and whole
 
@@ -393,6 +444,10 @@ class WalkRouter:
             return False
         await walk.deliver(event)
         return True
+
+
+class _PastDeadline(Exception):
+    """The session is about to close: a DAY order sent now would fill tomorrow."""
 
 
 class _Unconfirmed(Exception):

@@ -16,7 +16,6 @@ from datetime import datetime
 
 from alchemiser.execution.booking import Booker
 from alchemiser.execution.broker import Broker
-from alchemiser.execution.errors import BrokerError
 from alchemiser.execution.stream import TradeStream
 from alchemiser.logging import get_logger
 
@@ -45,8 +44,8 @@ async def watching(
             await asyncio.sleep(interval)
             try:
                 await booker.catch_up(broker, since())
-            except BrokerError as exc:
-                log.warning("catch-up failed; the walks poll their own orders", reason=str(exc))
+            except Exception as exc:  # never end the watch: the walks poll their own orders
+                log.warning("catch-up failed", reason=f"{type(exc).__name__}: {exc}")
             if stream is not None and is_silent(
                 stream.last_event_at, booker.rest_filled_at, time.monotonic(), interval
             ):

@@ -49,6 +49,8 @@ log = get_logger(__name__)
 DAILY = "daily"
 RUN_LOCK = "alchemiser-daily-run"  # one run at a time per database, whoever starts it
 QUOTE_MAX_AGE = timedelta(minutes=2)
+# No order is sent this close to the close: a DAY order would fill at tomorrow's open.
+CLOSE_MARGIN = timedelta(minutes=1)
 # Fees post after the close and dividends days later; older activities were booked already.
 ACTIVITIES_LOOKBACK = timedelta(days=30)
 
@@ -79,7 +81,7 @@ async def daily_run(
     report = RunReport(as_of)
     started = time.monotonic()
     async with _run_lock(engine):
-        await _gate_market_open(services)
+        close = await _gate_market_open(services)
         halted = await transact(engine, halts)
         if EVERYTHING in halted:
             raise GateRefused(
@@ -88,8 +90,6 @@ async def daily_run(
             )
         await _adopt_account(services)
         await services.booker.catch_up(services.broker, services.start_of_day())
-        await _book_activities(services)
-        await _gate_reconciled(services, settings)
         broker_now = services.now()
         run = await transact(
             engine, lambda c: ledger.start_run(c, as_of, kind, broker_started_at=broker_now)
@@ -98,6 +98,9 @@ async def daily_run(
         if run.status == RunStatus.COMPLETED:
             report.status = "already completed"
             return report
+        await _settle_earlier_orders(services, run.id)
+        await _book_activities(services)
+        await _gate_reconciled(services, settings, run.id)
         parsed = parse_all(settings.strategies)
         data = await _market_data(services, parsed, as_of, settings)
         report.outcomes = await evaluate_all(parsed.strategies, data)
@@ -112,7 +115,6 @@ async def daily_run(
             report.status = "planned (dry run)"
             return report
         await _set_status(engine, run.id, RunStatus.EXECUTING)
-        await settle_sent_orders(services.booker, services.broker, run.id)
         async with watching(
             services.booker,
             services.broker,
@@ -120,7 +122,8 @@ async def daily_run(
             services.start_of_day,
             settings.execution.catch_up_interval_seconds,
         ):
-            report.execution = await execute(_desk(settings, services, fractionable), run.id)
+            desk = _desk(settings, services, fractionable, close - CLOSE_MARGIN)
+            report.execution = await execute(desk, run.id)
         report.timings["executed"] = time.monotonic() - started
         report.reconciliation = await _reconcile(services, settings, run.id)
         await _set_status(engine, run.id, RunStatus.COMPLETED, report.timings, finished=True)
@@ -146,10 +149,21 @@ async def _run_lock(engine: AsyncEngine) -> AsyncIterator[None]:
             await conn.commit()
 
 
-async def _gate_market_open(services: Services) -> None:
+async def _gate_market_open(services: Services) -> datetime:
+    """The session's close, when the market is open now."""
     clock = await services.broker.clock()
     if not clock["is_open"]:
         raise GateRefused(f"the market is closed (next open {clock['next_open']})")
+    return datetime.fromisoformat(str(clock["next_close"]).replace("Z", "+00:00"))
+
+
+async def _settle_earlier_orders(services: Services, run_id: int) -> None:
+    """Orders an interrupted run left: found by client order id, cancelled, booked."""
+    working = await settle_sent_orders(services.booker, services.broker)
+    if working:
+        error = f"orders of an interrupted run are still working at the broker: {working}"
+        await _set_status(services.engine, run_id, RunStatus.FAILED, error=error)
+        raise GateRefused(f"{error}; try again in a minute")
 
 
 async def _adopt_account(services: Services) -> None:
@@ -188,14 +202,16 @@ async def _book_activities(services: Services) -> None:
         log.info("account activities booked", activities=len(booked))
 
 
-async def _gate_reconciled(services: Services, settings: Settings) -> None:
-    check = await _reconcile(services, settings, None)
+async def _gate_reconciled(services: Services, settings: Settings, run_id: int) -> None:
+    check = await _reconcile(services, settings, run_id)
     if not check.ok:
         wrong = [d for d in check.differences if d.beyond_tolerance]
         shown = "; ".join(
             f"{d.symbol or 'cash'}: books {d.books}, broker {d.broker}" for d in wrong
         )
-        raise GateRefused(f"the books and the broker disagree, nothing traded: {shown}")
+        error = f"the books and the broker disagree, nothing traded: {shown}"
+        await _set_status(services.engine, run_id, RunStatus.FAILED, error=error)
+        raise GateRefused(error)
 
 
 async def _reconcile(services: Services, settings: Settings, run_id: int | None) -> ReconcileResult:
@@ -292,7 +308,9 @@ async def _check_run_size(settings: Settings, services: Services, report: RunRep
 # --- execute and journal -------------------------------------------------------------------
 
 
-def _desk(settings: Settings, services: Services, fractionable: frozenset[str]) -> Desk:
+def _desk(
+    settings: Settings, services: Services, fractionable: frozenset[str], deadline: datetime
+) -> Desk:
     execution = settings.execution
     return Desk(
         engine=services.engine,
@@ -305,6 +323,7 @@ def _desk(settings: Settings, services: Services, fractionable: frozenset[str]) 
             execution.step_interval_seconds,
             confirm_timeout_seconds=execution.order_timeout_seconds,
             quote_max_age=QUOTE_MAX_AGE,
+            deadline=deadline,
         ),
         now=services.now,
         fractionable=fractionable,
