@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +32,7 @@ from alpaca.trading.requests import (
     ReplaceOrderRequest,
 )
 
+from alchemiser.clientpool import ClientPool
 from alchemiser.execution.errors import (
     BrokerError,
     OrderNotFound,
@@ -170,11 +171,14 @@ class Broker:
         self.attempts = execution.max_retries + 1
         self.backoff = backoff_seconds
         self.limiter = limiter or SlidingWindowLimiter(REQUESTS_PER_MINUTE, RATE_WINDOW_SECONDS)
-        self._make = factory or (lambda: make_trading_client(alpaca, self.timeout))
-        self._clients: asyncio.Queue[TradingClient] = asyncio.Queue()
-        for _ in range(CLIENTS):
-            self._clients.put_nowait(self._make())
         self._pool = ThreadPoolExecutor(CLIENTS, thread_name_prefix="alpaca-trading")
+        # The session has the same timeout; the pool's is the backstop for a wedged thread.
+        self._clients = ClientPool(
+            factory or (lambda: make_trading_client(alpaca, self.timeout)),
+            CLIENTS,
+            timeout=self.timeout * 2,
+            executor=self._pool,
+        )
         self._random = random.Random()
 
     def close(self) -> None:
@@ -334,7 +338,8 @@ class Broker:
     async def _call(self, fn: Callable[[TradingClient], object], what: str) -> Json:
         for attempt in range(1, self.attempts + 1):
             try:
-                return await self._once(fn, what)
+                await self.limiter.acquire()
+                return await self._clients.call(fn)
             except Exception as exc:  # every failure is classified, once
                 error = classify(exc, what)
                 if not isinstance(error, TemporaryBrokerError) or attempt == self.attempts:
@@ -343,23 +348,6 @@ class Broker:
             log.warning("broker retry", what=what, reason=error.reason, attempt=attempt)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
-
-    async def _once(self, fn: Callable[[TradingClient], object], what: str) -> Json:
-        await self.limiter.acquire()
-        client = await self._clients.get()
-        loop = asyncio.get_running_loop()
-        future: Awaitable[object] = loop.run_in_executor(self._pool, fn, client)
-        try:
-            # The session has the same timeout; this is the backstop for a wedged thread.
-            result = await asyncio.wait_for(future, self.timeout * 2)
-        except (TimeoutError, asyncio.CancelledError):
-            self._clients.put_nowait(self._make())  # the thread may still use `client`
-            raise
-        except BaseException:
-            self._clients.put_nowait(client)
-            raise
-        self._clients.put_nowait(client)
-        return result
 
     def _delay(self, attempt: int) -> float:
         """Capped exponential backoff with full jitter, so retries of many walks spread out."""

@@ -27,6 +27,7 @@ from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.requests import StockBarsRequest, StockSnapshotRequest
 from alpaca.data.timeframe import TimeFrame
 
+from alchemiser.clientpool import ClientPool
 from alchemiser.logging import get_logger
 from alchemiser.market_calendar import NEW_YORK
 from alchemiser.settings import AlpacaConfig, MarketDataConfig
@@ -99,10 +100,9 @@ class DataClient:
     ) -> None:
         self.feed = DataFeed(alpaca.feed)
         self.config = config
-        self._make = factory or (lambda: make_client(alpaca, config))
-        self._clients: asyncio.Queue[StockHistoricalDataClient] = asyncio.Queue()
-        for _ in range(config.concurrency):
-            self._clients.put_nowait(self._make())
+        self._clients = ClientPool(
+            factory or (lambda: make_client(alpaca, config)), config.concurrency
+        )
 
     async def daily_bars(
         self, symbols: Sequence[str], start: date, end: date
@@ -132,7 +132,7 @@ class DataClient:
         attempts = self.config.max_retries + 1
         for attempt in range(1, attempts + 1):
             try:
-                return await self._once(fn)
+                return await self._clients.call(fn)
             except (APIError, requests.RequestException, ValueError) as exc:
                 # ValueError: alpaca-py's answer to a body it cannot read (not retried).
                 reason = _reason(exc)
@@ -142,20 +142,6 @@ class DataClient:
             log.warning("data api retry", what=what, reason=reason, attempt=attempt, delay=delay)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
-
-    async def _once(self, fn: Callable[[StockHistoricalDataClient], T]) -> T:
-        client = await self._clients.get()
-        try:
-            result = await asyncio.to_thread(fn, client)
-        except asyncio.CancelledError:
-            # The worker thread may still be using this client: replace it.
-            self._clients.put_nowait(self._make())
-            raise
-        except BaseException:
-            self._clients.put_nowait(client)
-            raise
-        self._clients.put_nowait(client)
-        return result
 
     def _backoff(self, attempt: int) -> float:
         base = self.config.retry_backoff_seconds * 2 ** (attempt - 1)
