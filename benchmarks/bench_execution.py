@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -30,6 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from pydantic import SecretStr
+from simproc import database_server, start_sim
 
 from alchemiser import db
 from alchemiser.books import ledger
@@ -52,15 +51,6 @@ TARGET_S = 3.0
 LAG_TARGET_MS = 50.0
 LAG_PROBE_S = 0.01
 TICKERS = [f"B{i:03d}" for i in range(ORDERS)]
-
-
-def start_sim() -> tuple[subprocess.Popen[str], dict[str, str]]:
-    command = [sys.executable, "-m", "alchemiser.cli", "sim", "--port", "0", "--seed", "1"]
-    command += ["--now", NOW, "--cash", "100000000"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    settings = dict(proc.stdout.readline().strip().split("=", 1) for _ in range(6))
-    return proc, settings
 
 
 async def loop_lag(stop: asyncio.Event, worst: list[float]) -> None:
@@ -175,9 +165,8 @@ async def bench(settings: dict[str, str], database_url: str) -> None:
 
 def main() -> None:
     configure_logging("warning", "console", stream=sys.stderr)
-    url = os.environ.get("TEST_DATABASE_URL")
-    server = db.async_url(url) if url else db.start_embedded(Path(tempfile.mkdtemp()), scratch=True)
-    proc, settings = start_sim()
+    server = database_server()
+    proc, settings = start_sim("--seed", "1", "--now", NOW, "--cash", "100000000")
     try:
         asyncio.run(bench(settings, server))
     finally:

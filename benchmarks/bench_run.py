@@ -17,16 +17,14 @@ PostgreSQL server; without it an embedded one is started).
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
 
 from pydantic import SecretStr
+from simproc import database_server, start_sim
 
 from alchemiser import db
 from alchemiser.dsl import StrategyError, parse_strategy
@@ -61,15 +59,6 @@ def valid_strategies() -> list[StrategyConfig]:
             StrategyConfig(id=sid, file=path, allocation=Decimal(0), capital=Decimal(10_000))
         )
     return configs
-
-
-def start_sim() -> tuple[subprocess.Popen[str], dict[str, str]]:
-    command = [sys.executable, "-m", "alchemiser.cli", "sim", "--port", "0", "--seed", "3"]
-    command += ["--now", NOW, "--cash", "10000000"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    env = dict(proc.stdout.readline().strip().split("=", 1) for _ in range(6))
-    return proc, env
 
 
 async def bench(env: dict[str, str], server_url: str) -> None:
@@ -140,13 +129,8 @@ def main() -> None:
     if not CORPUS.is_dir():
         sys.exit(f"the corpus is not at {CORPUS}")
     configure_logging("warning", "console", stream=sys.stderr)
-    configured = os.environ.get("TEST_DATABASE_URL")
-    server = (
-        db.async_url(configured)
-        if configured
-        else db.start_embedded(Path(tempfile.mkdtemp()), scratch=True)
-    )
-    proc, env = start_sim()
+    server = database_server()
+    proc, env = start_sim("--seed", "3", "--now", NOW, "--cash", "10000000")
     try:
         asyncio.run(bench(env, server))
     finally:

@@ -35,6 +35,7 @@ from decimal import Decimal
 from typing import Any
 
 import requests
+import simproc
 from alpaca.data.enums import Adjustment
 from alpaca.data.historical import StockHistoricalDataClient
 from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest
@@ -72,12 +73,16 @@ CLIENT_PROCESSES = 2
 
 
 def start_sim(fill_wait_scale: float) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    command = [sys.executable, "-m", "alchemiser.cli", "sim", "--port", "0", "--seed", "1"]
-    command += ["--now", NOW, "--cash", "100000000", "--fill-wait-scale", str(fill_wait_scale)]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    settings = dict(proc.stdout.readline().strip().split("=", 1) for _ in range(6))
-    return proc, settings
+    return simproc.start_sim(
+        "--seed",
+        "1",
+        "--now",
+        NOW,
+        "--cash",
+        "100000000",
+        "--fill-wait-scale",
+        str(fill_wait_scale),
+    )
 
 
 def admin(origin: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
