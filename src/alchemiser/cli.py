@@ -380,10 +380,12 @@ def tickers_command(paths: tuple[Path, ...], where: bool) -> None:
 
 @main.command()
 @click.argument(
-    "what", type=click.Choice(["books", "positions", "trades", "runs"]), default="books"
+    "what",
+    type=click.Choice(["books", "positions", "trades", "runs", "execution"]),
+    default="books",
 )
 @click.option("--strategy", default=None, help="Only this strategy's book.")
-@click.option("--limit", default=50, show_default=True, help="Rows for trades and runs.")
+@click.option("--limit", default=50, show_default=True, help="Rows for trades, runs, execution.")
 @click.option(
     "--format",
     "fmt",
@@ -393,7 +395,7 @@ def tickers_command(paths: tuple[Path, ...], where: bool) -> None:
     help="A table for people; JSON or CSV (exact numbers) for programs.",
 )
 def report(what: str, strategy: str | None, limit: int, fmt: str) -> None:
-    """Print the books (value, P&L), positions, recent trades or recent runs."""
+    """Print the books (value, P&L), positions, recent trades, runs or execution quality."""
     from alchemiser import db as database
     from alchemiser.books.report import UnknownBook, render_report
 
