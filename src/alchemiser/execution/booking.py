@@ -100,6 +100,9 @@ class Booker:
                 await ledger.book_execution(conn, report)
 
             await transact(self.engine, write)
+            log.info(
+                "fill booked", symbol=report.symbol, qty=str(event.qty), price=str(event.price)
+            )
         await self.progress(
             event.order, from_stream=True
         )  # its status, and any progress the event did not book
