@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -54,6 +55,8 @@ class BookLine:
 
 async def notify_run(settings: Settings, report: RunReport) -> None:
     """The run's summary (strategies, per-book trades, value and P&L) to every channel."""
+    if not _channels(settings):
+        return
     try:
         books: list[BookLine] | None = await asyncio.wait_for(
             _books(settings, report), BOOKS_TIMEOUT_SECONDS
@@ -218,11 +221,18 @@ async def _send(settings: Settings, subject: str, body: str, payload: dict[str, 
             log.info("notification sent", channel=channel)
 
 
+def _channels(settings: Settings) -> bool:
+    config = settings.notifications
+    return config.email is not None or config.webhook is not None
+
+
 async def _email(config: EmailConfig, subject: str, body: str) -> None:
     message = EmailMessage()
     message["Subject"] = subject
     message["From"] = config.from_address
     message["To"] = ", ".join(config.to)
+    message["Date"] = formatdate()
+    message["Message-ID"] = make_msgid(domain=config.from_address.rpartition("@")[2] or None)
     message.set_content(body)
     # smtplib blocks: off the loop, each socket operation bounded by the timeout.
     await asyncio.wait_for(

@@ -280,3 +280,11 @@ async def test_a_wrong_password_is_reported_without_the_password(
     [failed] = [e for e in logs if e["event"] == "notification failed"]
     assert failed["channel"] == "email" and failed["error"].startswith("SMTP")
     assert "wrong-pass-secret" not in json.dumps(logs, default=str)
+
+
+async def test_without_channels_nothing_is_read_or_sent() -> None:
+    unreachable = Settings(database_url=SecretStr(f"postgresql://u:p@127.0.0.1:{closed_port()}/x"))
+    with capture_logs() as logs:
+        await notify_run(unreachable, RunReport(DAY_TWO, run_id=1, status="completed"))
+        await notify_problem(unreachable, "run missed", "after the window")
+    assert logs == []
