@@ -138,7 +138,7 @@ def notifying(db_url: str, smtp_port: int, hook_port: int) -> Settings:
         timeout_seconds=5,
     )
     hook = WebhookConfig(
-        url=f"http://127.0.0.1:{hook_port}/hooks/abc123",
+        url=SecretStr(f"http://127.0.0.1:{hook_port}/hooks/abc123"),
         header_value=SecretStr(HOOK_SECRET),
         timeout_seconds=5,
     )
