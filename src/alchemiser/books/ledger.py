@@ -56,6 +56,7 @@ from alchemiser.books.orders import (
     next_steps,
     record_broker_order,
     record_new_orders,
+    reject_orders,
 )
 from alchemiser.books.postings import LedgerError, utcnow
 from alchemiser.books.runs import (
@@ -120,6 +121,7 @@ __all__ = [
     "record_plan",
     "record_prices",
     "record_signal",
+    "reject_orders",
     "remaining_work",
     "retire_book",
     "set_run_status",

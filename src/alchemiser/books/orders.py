@@ -15,12 +15,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from alchemiser.books.fills import book_parked, lock_client_order_id
-from alchemiser.books.kinds import status_moves_forward
+from alchemiser.books.kinds import FINAL_RANK, ORDER_STATUS_RANK, status_moves_forward
 from alchemiser.books.models import BrokerOrder, ParkedFill, Run
 from alchemiser.books.order_ids import client_order_id, parse_client_order_id
 from alchemiser.books.planner import Side
@@ -163,6 +163,20 @@ async def record_broker_order(conn: AsyncConnection, order: BrokerOrderRecord) -
         )
     order_id: int = row.id
     return order_id
+
+
+async def reject_orders(conn: AsyncConnection, rejections: Sequence[tuple[str, str]]) -> None:
+    """Mark recorded orders rejected, (client order id, reason), unless already final."""
+    final = [status for status, rank in ORDER_STATUS_RANK.items() if rank >= FINAL_RANK]
+    await conn.execute(
+        update(BrokerOrder)
+        .where(
+            BrokerOrder.client_order_id == bindparam("refused_id"),
+            BrokerOrder.status.not_in(final),
+        )
+        .values(status="rejected", reject_reason=bindparam("reason"), updated_at=func.now()),
+        [{"refused_id": cid, "reason": reason} for cid, reason in rejections],
+    )
 
 
 async def next_order(

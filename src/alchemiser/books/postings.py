@@ -110,43 +110,41 @@ async def _lock_books(conn: AsyncConnection, books: Sequence[str]) -> None:
 
 
 async def _post_side(conn: AsyncConnection, fills: Sequence[Posting]) -> None:
+    # Statements without their values, parameters as a list (executemany): compiled
+    # once and cached. A multi-row `.values([...])` is compiled again every time.
     rows = await conn.execute(
-        insert(BookFill)
-        .values(
-            [
-                {
-                    "execution_id": f.execution_id,
-                    "strategy_id": f.strategy_id,
-                    "run_id": f.run_id,
-                    "symbol": f.symbol,
-                    "side": f.side,
-                    "quantity": f.quantity,
-                    "price": f.price,
-                    "filled_at": f.at,
-                }
-                for f in fills
-            ]
-        )
-        .returning(BookFill.strategy_id, BookFill.id)
+        insert(BookFill).returning(BookFill.strategy_id, BookFill.id, sort_by_parameter_order=True),
+        [
+            {
+                "execution_id": f.execution_id,
+                "strategy_id": f.strategy_id,
+                "run_id": f.run_id,
+                "symbol": f.symbol,
+                "side": f.side,
+                "quantity": f.quantity,
+                "price": f.price,
+                "filled_at": f.at,
+            }
+            for f in fills
+        ],
     )
     fill_ids: dict[str, int] = {book: fill_id for book, fill_id in rows}
     holdings, cash = [], []
     if fills[0].side == "buy":
         await conn.execute(
-            insert(Lot).values(
-                [
-                    {
-                        "strategy_id": f.strategy_id,
-                        "symbol": f.symbol,
-                        "book_fill_id": fill_ids[f.strategy_id],
-                        "opened_at": f.at,
-                        "quantity": f.quantity,
-                        "remaining": f.quantity,
-                        "cost_price": f.price,
-                    }
-                    for f in fills
-                ]
-            )
+            insert(Lot),
+            [
+                {
+                    "strategy_id": f.strategy_id,
+                    "symbol": f.symbol,
+                    "book_fill_id": fill_ids[f.strategy_id],
+                    "opened_at": f.at,
+                    "quantity": f.quantity,
+                    "remaining": f.quantity,
+                    "cost_price": f.price,
+                }
+                for f in fills
+            ],
         )
         for f in fills:
             amount = mul(f.quantity, f.price)
@@ -237,18 +235,7 @@ async def _add_to_holdings(
     conn: AsyncConnection, changes: Sequence[tuple[str, str, Decimal, Decimal, Decimal]]
 ) -> None:
     """(book, symbol, quantity, cost, realised) added to each holding, one statement."""
-    statement = insert(BookHolding).values(
-        [
-            {
-                "strategy_id": book,
-                "symbol": symbol,
-                "quantity": quantity,
-                "cost_basis": cost,
-                "realised_pnl": realised,
-            }
-            for book, symbol, quantity, cost, realised in changes
-        ]
-    )
+    statement = insert(BookHolding)
     await conn.execute(
         statement.on_conflict_do_update(
             index_elements=[BookHolding.strategy_id, BookHolding.symbol],
@@ -258,13 +245,23 @@ async def _add_to_holdings(
                 "realised_pnl": BookHolding.realised_pnl + statement.excluded.realised_pnl,
                 "updated_at": func.now(),
             },
-        )
+        ),
+        [
+            {
+                "strategy_id": book,
+                "symbol": symbol,
+                "quantity": quantity,
+                "cost_basis": cost,
+                "realised_pnl": realised,
+            }
+            for book, symbol, quantity, cost, realised in changes
+        ],
     )
 
 
 async def _cash_entries(conn: AsyncConnection, entries: Sequence[dict[str, Any]]) -> None:
     """Fill cash entries, and each book's running cash (rows already locked, in id order)."""
-    await conn.execute(insert(CashEntry).values(list(entries)))
+    await conn.execute(insert(CashEntry), list(entries))
     await conn.execute(
         update(Book)
         .where(Book.id == bindparam("book"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -24,7 +24,6 @@ from alchemiser.books.halts import EVERYTHING, halts
 from alchemiser.books.kinds import FINAL_RANK, ORDER_STATUS_RANK
 from alchemiser.books.ledger import BrokerOrderRecord, ExecutionReport, OrderProgress, OrderQuote
 from alchemiser.books.order_ids import FIRST_STEP, is_own_order
-from alchemiser.books.retry import transact
 from alchemiser.execution.broker import Broker, OrderSnapshot
 from alchemiser.execution.errors import KillSwitch
 from alchemiser.execution.stream import TradeEvent
@@ -91,6 +90,10 @@ class Booker:
         """A booking failed (and was logged): the next report of that order tries again."""
         self._booked.pop(str(booking.report.client_order_id), None)
 
+    def rejected(self, client_order_id: str, reason: str) -> None:
+        """An order recorded but refused by the broker, or never sent: final, with why."""
+        self._writer.post(_Booking(_Rejection(client_order_id, reason), fills=False))
+
     async def flush(self) -> None:
         """Wait until everything reported so far is booked."""
         await self._writer.flush()
@@ -153,7 +156,6 @@ class LedgerLink:
         self.fractionable = frozenset(fractionable)
         self._run_key: tuple[date, str] | None = None
         self._next: dict[tuple[str, str], int] = {}  # each walk's next step
-        self._recorded: dict[str, BrokerOrderRecord] = {}
         self._records: GroupCommit[StepOrder, BrokerOrderRecord] = GroupCommit(
             self.engine, self._record_many, f"orders-run-{run_id}"
         )
@@ -161,7 +163,6 @@ class LedgerLink:
     async def record(self, order: StepOrder) -> str:
         record = await self._records.submit(order)
         self._next[(order.symbol, order.side)] = record.step + 1
-        self._recorded[record.client_order_id] = record
         return record.client_order_id
 
     async def _record_many(
@@ -199,33 +200,38 @@ class LedgerLink:
         await self.booker.progress(order)
 
     async def rejected(self, client_order_id: str, reason: str) -> None:
-        async def write(conn: AsyncConnection) -> None:
-            record = self._recorded.get(client_order_id)
-            records = [record] if record else await ledger.find_broker_orders(conn, self.run_id)
-            for found in records:
-                if found.client_order_id == client_order_id:
-                    await ledger.record_broker_order(conn, _with_status(found, "rejected", reason))
+        self.booker.rejected(client_order_id, reason)
 
-        await transact(self.engine, write)
+
+@dataclass(frozen=True, slots=True)
+class _Rejection:
+    client_order_id: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
 class _Booking:
-    report: ExecutionReport | OrderProgress
+    report: ExecutionReport | OrderProgress | _Rejection
     fills: bool  # False: only the order's status moves
 
 
 async def _book_many(conn: AsyncConnection, bookings: Sequence[_Booking]) -> list[None]:
     """Fills one by one (cumulative progress: in any order, once), then statuses at once."""
+    statuses, refused = [], []
     for booking in bookings:
         report = booking.report
         if isinstance(report, ExecutionReport):
             await ledger.book_execution(conn, report)
+        elif isinstance(report, _Rejection):
+            refused.append((report.client_order_id, report.reason))
         elif booking.fills:
             await ledger.book_order_progress(conn, report)
-    statuses = [b.report for b in bookings if isinstance(b.report, OrderProgress) and not b.fills]
+        else:
+            statuses.append(report)
     if statuses:
         await ledger.advance_orders(conn, statuses)
+    if refused:
+        await ledger.reject_orders(conn, refused)
     return [None] * len(bookings)
 
 
@@ -244,7 +250,3 @@ def _progress_of(order: OrderSnapshot) -> OrderProgress:
         status=order.status,
         alpaca_order_id=order.id,
     )
-
-
-def _with_status(order: BrokerOrderRecord, status: str, reason: str) -> BrokerOrderRecord:
-    return replace(order, status=status, reject_reason=reason)

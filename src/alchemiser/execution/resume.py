@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from alchemiser.books.kinds import FINAL_RANK, ORDER_STATUS_RANK
 from alchemiser.books.models import BrokerOrder
 from alchemiser.books.retry import transact
-from alchemiser.execution.booking import Booker, LedgerLink
+from alchemiser.execution.booking import Booker
 from alchemiser.execution.broker import Broker, OrderSnapshot
 from alchemiser.execution.errors import OrderNotChangeable
 from alchemiser.logging import get_logger
@@ -41,27 +41,26 @@ FINAL = tuple(status for status, rank in ORDER_STATUS_RANK.items() if rank >= FI
 async def settle_sent_orders(booker: Booker, broker: Broker) -> list[str]:
     """Settle every unfinished order in the ledger; the client order ids still working."""
 
-    async def read(conn: AsyncConnection) -> list[tuple[str, int | None]]:
-        rows = await conn.execute(
-            select(BrokerOrder.client_order_id, BrokerOrder.run_id)
+    async def read(conn: AsyncConnection) -> list[str]:
+        rows = await conn.scalars(
+            select(BrokerOrder.client_order_id)
             .where(BrokerOrder.status.not_in(FINAL))
             .order_by(BrokerOrder.id)
         )
-        return [(row.client_order_id, row.run_id) for row in rows]
+        return list(rows)
 
     still_working = []
     unfinished = await transact(booker.engine, read)
-    for client_order_id, run_id in unfinished:
-        link = LedgerLink(booker, run_id or 0, ())
+    for client_order_id in unfinished:
         found = await broker.find_order(client_order_id)
         if found is None:
-            await link.rejected(client_order_id, NEVER_SENT)
+            booker.rejected(client_order_id, NEVER_SENT)
             continue
         if found.is_open:
             with contextlib.suppress(OrderNotChangeable):
                 await broker.cancel(found.id)
             found = await _settled(broker, found)
-        await link.progress(found)
+        await booker.progress(found)
         if found.is_open:
             still_working.append(client_order_id)
     await booker.flush()
