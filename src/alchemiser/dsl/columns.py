@@ -151,12 +151,13 @@ class _Sum:
         return Table(list(self.index), out, bad, held)
 
 
-def _structure(body: Node) -> tuple[dict[int, Hashable], dict[Hashable, int]]:
+def _structure(body: Node) -> tuple[dict[int, int], dict[int, int]]:
     """A key per node (equal for equal subtrees, whatever their position) and how
     many times each key's table is asked for when each distinct subtree is
     evaluated once. Exported strategies repeat subtrees a lot (about 4 nodes in 5)."""
-    keys: dict[int, Hashable] = {}
-    calls: dict[Hashable, int] = {}
+    keys: dict[int, int] = {}
+    ids: dict[Hashable, int] = {}  # a subtree's shape -> its key
+    calls: dict[int, int] = {}
     stack: list[tuple[Node, bool]] = [(body, False)]
     while stack:
         node, ready = stack.pop()
@@ -167,7 +168,7 @@ def _structure(body: Node) -> tuple[dict[int, Hashable], dict[Hashable, int]]:
             stack.append((node, True))
             stack += [(c, False) for c in kids if id(c) not in keys]
             continue
-        key = _key(node, tuple(keys[id(c)] for c in kids))
+        key = ids.setdefault(_key(node, tuple(keys[id(c)] for c in kids)), len(ids))
         keys[id(node)] = key
         if key not in calls:  # a new subtree: its children are asked for once each
             calls[key] = 0
@@ -185,7 +186,7 @@ def _children(node: Node) -> tuple[Node, ...]:
     return node.children
 
 
-def _key(node: Node, kids: tuple[Hashable, ...]) -> Hashable:
+def _key(node: Node, kids: tuple[int, ...]) -> Hashable:
     if isinstance(node, Asset):
         return ("asset", node.ticker)
     if isinstance(node, Group | WeightEqual):
@@ -205,7 +206,7 @@ def _key(node: Node, kids: tuple[Hashable, ...]) -> Hashable:
 class _Columns:
     def __init__(self, prices: PriceHistory, body: Node) -> None:
         self.keys, self.calls = _structure(body)
-        self.memo: dict[Hashable, Table] = {}
+        self.memo: dict[int, Table] = {}
         self.prices = prices
         self.days = len(prices.calendar)
         self.ones = np.ones((self.days, 1))  # every asset's weights (never written to)
@@ -323,12 +324,14 @@ class _Columns:
     def filter(self, node: Filter) -> Table:
         name, params = node.metric.name, node.metric.params
         tables = [self.table(c) for c in node.children]
-        scores = np.empty((self.days, len(tables)))
         # Every child is scored (on its NAV: its past days); only the chosen are evaluated today.
         bad = np.zeros(self.days, dtype=np.bool_)
-        for k, (child, table) in enumerate(zip(node.children, tables, strict=True)):
-            scores[:, k], score_bad = self.metric(child, table, name, params)
+        columns: list[Floats] = []
+        for child, table in zip(node.children, tables, strict=True):
+            score, score_bad = self.metric(child, table, name, params)
+            columns.append(score)
             bad = bad | score_bad
+        scores = np.stack(columns, axis=1)
         # A stable sort on the score (negated for top): ties keep the written order.
         order = np.argsort(-scores if node.select.top else scores, axis=1, kind="stable")
         chosen = order[:, : node.select.n]

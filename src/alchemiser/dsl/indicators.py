@@ -331,6 +331,7 @@ class PriceHistory:
         self._aligned: dict[tuple[str, str, Params], list[float | None]] = {}
         self._drawdowns: dict[tuple[str, Params, int], float] = {}
         self._columns: dict[tuple[str, str, Params], Floats] = {}
+        self._arrays: dict[tuple[str, str, Params], Floats] = {}  # `_series` as numpy
         self._present: dict[str, Bools] = {}
         self._returns: dict[str, Floats] = {}
         # The evaluator's per-strategy memo of node results lives with the prices
@@ -372,7 +373,10 @@ class PriceHistory:
         key = (name, ticker, params)
         values = self._series.get(key)
         if values is None:
-            values = self._compute_many(name, params, [ticker])[0]
+            if key not in self._arrays:
+                self._compute_many(name, params, [ticker])
+            values = self._arrays[key].tolist()
+            self._series[key] = values
         return values
 
     def prefetch(self, wanted: Iterable[tuple[str, str, Params]]) -> None:
@@ -383,27 +387,24 @@ class PriceHistory:
         for name, ticker, params in wanted:
             if name in _LAZY or ticker not in self._closes:
                 continue
-            if (name, ticker, params) not in self._series:
+            if (name, ticker, params) not in self._arrays:
                 groups.setdefault((name, params), set()).add(ticker)
         for (name, params), tickers in groups.items():
             self._compute_many(name, params, sorted(tickers))
 
-    def _compute_many(self, name: str, params: Params, tickers: list[str]) -> list[list[float]]:
+    def _compute_many(self, name: str, params: Params, tickers: list[str]) -> None:
         """Each ticker's whole series (NaN where history is short), cached; one query."""
         parts = [self._frame.slice(self._offsets[t], len(self._closes[t])) for t in tickers]
         rows = pl.concat(parts, rechunk=False)
         expr = _expression(name, params).over("g").fill_null(NAN)
-        values: list[float] = rows.select(expr)[:, 0].to_list()
+        values = np.array(rows.select(expr)[:, 0].to_numpy(), dtype=np.float64)
         need, start = closes_needed(name, params), 0
-        out: list[list[float]] = []
         for ticker in tickers:  # `rows` holds the tickers' rows in this order
             count = len(self._closes[ticker])
-            series = values[start : start + count]
-            series[: need - 1] = [NAN] * min(need - 1, count)
-            self._series[(name, ticker, params)] = series
-            out.append(series)
+            array = values[start : start + count]
+            array[: need - 1] = NAN
+            self._arrays[(name, ticker, params)] = array
             start += count
-        return out
 
     def value(self, name: str, ticker: str, params: Params, index: int) -> float:
         """The indicator for `ticker` as of calendar `index`, or a StrategyDataError."""
@@ -514,11 +515,16 @@ class PriceHistory:
                 own = (
                     self._drawdown_column(ticker, params)
                     if name in _LAZY
-                    else np.asarray(self.series(name, ticker, params), dtype=np.float64)
+                    else self._array(name, ticker, params)
                 )
                 out[self.present(ticker)] = own
             self._columns[key] = out
         return out
+
+    def _array(self, name: str, ticker: str, params: Params) -> Floats:
+        if (name, ticker, params) not in self._arrays:
+            self._compute_many(name, params, [ticker])
+        return self._arrays[(name, ticker, params)]
 
     def _drawdown_column(self, ticker: str, params: Params) -> Floats:
         """max-drawdown on each of the ticker's rows (NaN where history is short)."""
