@@ -361,6 +361,51 @@ def evaluate_strategies(
     sys.exit(ev.run_evaluate(files, prices, day, as_json=as_json, echo=click.echo))
 
 
+@main.command("backtest")
+@click.argument("paths", nargs=-1, type=STRATEGY_PATHS)
+@click.option("--start", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First session.")
+@click.option("--end", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Last session.")
+@click.option(
+    "--bars",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A Parquet file of daily bars instead of the bar store.",
+)
+@click.option("--capital", default="10000", show_default=True, help="Each book's starting value.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per strategy and line.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write values.parquet, allocations.parquet, charts and report.html here.",
+)
+def backtest_command(  # click passes every option by keyword
+    *,
+    paths: tuple[Path, ...],
+    start: Any,
+    end: Any,
+    bars: Path | None,
+    capital: str,
+    as_json: bool,
+    out: Path | None,
+) -> None:
+    """Backtest strategy files (default: the configured ones) and the configured account."""
+    from alchemiser.backtest.cli import backtest_main
+
+    settings = load_settings_or_exit()
+    sys.exit(
+        backtest_main(
+            settings,
+            paths,
+            start.date(),
+            end.date(),
+            bars=bars,
+            capital=capital,
+            as_json=as_json,
+            out=out,
+            echo=click.echo,
+        )
+    )
+
+
 @main.command("tickers")
 @click.argument("paths", nargs=-1, required=True, type=STRATEGY_PATHS)
 @click.option("--where", is_flag=True, help="With the file:line:column of each first use.")
