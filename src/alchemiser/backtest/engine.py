@@ -29,6 +29,9 @@ from alchemiser.dsl import PriceHistory, Strategy, StrategyError, evaluate
 from alchemiser.dsl.columns import Allocations
 
 BPS = Decimal(10_000)
+# A move smaller than this share of the book is arithmetic dust (a weight that is
+# already on target, recomputed), not a trade: it is neither counted nor charged.
+DUST = Decimal("1e-12")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class BookRun:
     values: list[Decimal] = field(default_factory=list)
     decisions: list[dict[str, float]] = field(default_factory=list)
     trades: int = 0
+    traded_on: list[date] = field(default_factory=list)  # the sessions it traded on
     traded_share: float = 0.0  # sum over trades of value traded / book value (both sides)
     costs: Decimal = ZERO
     error: str | None = None
@@ -105,12 +109,15 @@ def run_book(
             break
         priced: dict[str, Decimal] = {t: q for t, q in quotes.items() if q is not None}
         book = BookState("backtest", cash, shares)
+        traded_before = run.trades
         if should_trade(
             book, wanted, priced, options, is_rebalance_day(options.frequency, today, previous)
         ):
             cash, shares = _trade(
                 run, cash=cash, shares=shares, wanted=wanted, prices=priced, costs=costs
             )
+            if run.trades > traded_before:
+                run.traded_on.append(today)
         run.dates.append(today)
         run.values.append(_value(cash, shares, priced))
         run.decisions.append(target)
@@ -134,7 +141,10 @@ def _trade(
             t: abs(wanted.get(t, ZERO) * value - shares.get(t, ZERO) * prices[t])
             for t in {*shares, *wanted}
         }
-        traded = [t for t, m in moves.items() if m > 0]
+        moves = {t: m for t, m in moves.items() if m > value * DUST}
+        if not moves:
+            return cash, dict(shares)
+        traded = list(moves)
         cost = sum(moves.values(), ZERO) * costs.slippage_bps / BPS
         cost += costs.fee_per_trade * len(traded)
         after = value - cost
