@@ -103,10 +103,19 @@ class Allocations:
     weights: Floats
     bad: Bools
 
+    def unchanged(self, days: range) -> Bools:
+        """For each day of `days`: its weights are the day before's, to the bit."""
+        out = np.zeros(len(days), dtype=np.bool_)
+        if len(days) > 1:
+            rows = self.weights[days.start : days.stop]
+            out[1:] = (rows[1:] == rows[:-1]).all(axis=1)
+        return out
+
     def on(self, day: int) -> dict[str, float]:
         """Day `day`'s weights, largest first (ties by ticker), as `evaluate` orders them."""
         row = self.weights[day]
-        pairs = [(t, float(row[k])) for k, t in enumerate(self.tickers) if row[k] > 0]
+        held = np.flatnonzero(row > 0).tolist()
+        pairs = [(self.tickers[k], float(row[k])) for k in held]
         return dict(sorted(pairs, key=lambda kv: (-kv[1], kv[0])))
 
 
