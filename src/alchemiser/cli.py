@@ -362,12 +362,12 @@ def evaluate_strategies(
 
 
 @main.command("backtest")
-@click.argument("paths", nargs=-1, type=STRATEGY_PATHS)
-@click.option("--start", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First session.")
-@click.option("--end", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Last session.")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--start", required=True, help="First session (YYYY-MM-DD).")
+@click.option("--end", required=True, help="Last session (YYYY-MM-DD).")
 @click.option(
     "--bars",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     help="A Parquet file of daily bars instead of the bar store.",
 )
 @click.option("--capital", default="10000", show_default=True, help="Each book's starting value.")
@@ -380,8 +380,8 @@ def evaluate_strategies(
 def backtest_command(  # click passes every option by keyword
     *,
     paths: tuple[Path, ...],
-    start: Any,
-    end: Any,
+    start: str,
+    end: str,
     bars: Path | None,
     capital: str,
     as_json: bool,
@@ -395,8 +395,8 @@ def backtest_command(  # click passes every option by keyword
         backtest_main(
             settings,
             paths,
-            start.date(),
-            end.date(),
+            start,
+            end,
             bars=bars,
             capital=capital,
             as_json=as_json,

@@ -179,14 +179,19 @@ def test_the_account_compounds_each_book_from_its_allocation(example_bars: Path)
 
 
 @pytest.mark.parametrize(
-    ("dates", "message"),
+    ("arguments", "message"),
     [
         (["--start", "2024-06-01", "--end", "2024-05-01"], "must be before --end"),
         (["--start", "2024-01-02", "--end", "2030-01-01"], "after the last bar"),
+        (["--start", "2024-13-02", "--end", "2024-06-28"], "is not a date"),
+        (["nope.clj", "--start", "2024-01-02", "--end", "2024-06-28"], "nope.clj: no such"),
+        (["--start", "2024-01-02", "--end", "2024-06-28", "--capital", "x"], "not a number"),
     ],
 )
-def test_bad_dates_are_one_line(example_bars: Path, dates: list[str], message: str) -> None:
-    args = ["backtest", str(EXAMPLES[0]), "--bars", str(example_bars), *dates]
+def test_everyday_mistakes_are_one_line(
+    example_bars: Path, arguments: list[str], message: str
+) -> None:
+    args = ["backtest", str(EXAMPLES[0]), "--bars", str(example_bars), *arguments]
     result = CliRunner().invoke(main, args)
     assert result.exit_code != 0
     assert message in result.output

@@ -26,6 +26,20 @@ def parse_capital(text: str) -> Decimal:
     return capital
 
 
+def parse_date(option: str, text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{option} {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def check_paths(paths: Sequence[Path]) -> None:
+    """Every path given exists (one line naming the first that does not)."""
+    for path in paths:
+        if not path.exists():
+            raise UserError(f"{path}: no such file or folder")
+
+
 def bars_from_file(path: Path, end: date) -> PriceHistory:
     from alchemiser.evaluate_command import read_bars_file
 
@@ -39,8 +53,8 @@ def bars_from_file(path: Path, end: date) -> PriceHistory:
 def backtest_main(
     settings: Settings,
     paths: Sequence[Path],
-    start: date,
-    end: date,
+    start_text: str,
+    end_text: str,
     *,
     bars: Path | None,
     capital: str,
@@ -50,7 +64,9 @@ def backtest_main(
 ) -> int:
     from alchemiser.tickers import strategy_files
 
+    start, end = parse_date("--start", start_text), parse_date("--end", end_text)
     amount = parse_capital(capital)
+    check_paths([*paths, *([bars] if bars else [])])
     if start >= end:
         raise UserError(f"--start {start} must be before --end {end}")
     configured = settings.strategies
