@@ -379,6 +379,51 @@ def evaluate_strategies(
     sys.exit(ev.run_evaluate(files, prices, day, as_json=as_json, echo=click.echo))
 
 
+@main.command("backtest")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--start", required=True, help="First session (YYYY-MM-DD).")
+@click.option("--end", required=True, help="Last session (YYYY-MM-DD).")
+@click.option(
+    "--bars",
+    type=click.Path(path_type=Path),
+    help="A Parquet file of daily bars instead of the bar store.",
+)
+@click.option("--capital", default="10000", show_default=True, help="Each book's starting value.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per strategy and line.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write values.parquet, allocations.parquet, charts and report.html here.",
+)
+def backtest_command(  # click passes every option by keyword
+    *,
+    paths: tuple[Path, ...],
+    start: str,
+    end: str,
+    bars: Path | None,
+    capital: str,
+    as_json: bool,
+    out: Path | None,
+) -> None:
+    """Backtest strategy files (default: the configured ones) and the configured account."""
+    from alchemiser.backtest.cli import backtest_main
+
+    settings = load_settings_or_exit()
+    sys.exit(
+        backtest_main(
+            settings,
+            paths,
+            start,
+            end,
+            bars=bars,
+            capital=capital,
+            as_json=as_json,
+            out=out,
+            echo=click.echo,
+        )
+    )
+
+
 @main.command("tickers")
 @click.argument("paths", nargs=-1, required=True, type=STRATEGY_PATHS)
 @click.option("--where", is_flag=True, help="With the file:line:column of each first use.")

@@ -105,6 +105,13 @@ class ExecutionConfig(_Section):
         return value
 
 
+class BacktestConfig(_Section):
+    """Costs `alchemiser backtest` charges; zero by default, as in Composer's backtests."""
+
+    slippage_bps: Decimal = Field(default=Decimal(0), ge=0)  # of each trade's value
+    fee_per_trade: Decimal = Field(default=Decimal(0), ge=0)  # dollars per symbol traded
+
+
 class RiskConfig(_Section):
     min_trade_value: Decimal = Field(default=Decimal("1.00"), ge=0)
     cash_buffer: Decimal = Field(default=Decimal("0.01"), ge=0, lt=1)
@@ -244,6 +251,7 @@ class Settings(BaseSettings):
     alpaca: AlpacaConfig = AlpacaConfig()
     marketdata: MarketDataConfig = MarketDataConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    backtest: BacktestConfig = BacktestConfig()
 
     @classmethod
     def settings_customise_sources(

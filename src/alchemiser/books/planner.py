@@ -122,6 +122,23 @@ def corridor_tripped(
         return any(abs(held[s] * prices[s] / value - w) > threshold for s, w in weights.items())
 
 
+def should_trade(
+    book: BookState,
+    weights: Mapping[str, Decimal],
+    prices: Mapping[str, Decimal],
+    options: RebalanceOptions,
+    rebalance_day: bool,
+) -> bool:
+    """Whether the book trades today (the planner's and the backtest's rule): always
+    when it holds nothing; otherwise only on a rebalance day, and with a threshold
+    only if the corridor is crossed."""
+    if not any(q > 0 for q in book.positions.values()):
+        return True
+    if not rebalance_day:
+        return False
+    return options.threshold is None or corridor_tripped(book, weights, prices, options.threshold)
+
+
 def plan_book(
     book: BookState,
     *,
@@ -142,13 +159,7 @@ def plan_book(
     weights = to_weights(targets)
     held = {s: q for s, q in book.positions.items() if q > 0}
     _check_prices(set(weights) | set(held), prices)
-    if held and not rebalance_day:
-        return []
-    if (
-        held
-        and options.threshold is not None
-        and not corridor_tripped(book, weights, prices, options.threshold)
-    ):
+    if not should_trade(book, weights, prices, options, rebalance_day):
         return []
     with localcontext(WIDE):
         value = book.cash + holdings_value(held, prices) - book.withdrawal

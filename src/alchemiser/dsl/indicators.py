@@ -17,9 +17,12 @@ import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date
-from typing import NoReturn
+from typing import Any, NoReturn
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
+from numpy.lib.stride_tricks import sliding_window_view
 
 from alchemiser.dsl.ast import Params, param, window_of
 from alchemiser.dsl.errors import StrategyDataError
@@ -48,6 +51,9 @@ RECURSIVE = frozenset(
 )
 
 NAN = math.nan
+
+Floats = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
 
 
 def _p(params: Params, key: str) -> int:
@@ -226,6 +232,64 @@ _SCALAR_RECURSIVE: dict[str, Callable[[list[float], Params], float]] = {
 }
 
 
+# ------------------------------------------------ many windows at once (columns)
+#
+# `values_on` is `value_on` for many windows of the same length at once: window
+# j-th values are the column cols[j] (one row per window). The scalar helpers
+# above use only + - * / and `sum`, which work on numpy arrays element by
+# element in the same order, so these give the very same floats; the few that
+# use max() or sqrt() have an array twin here.
+
+
+def _stdev_columns(xs: list[Any]) -> Any:
+    m = _mean(xs)
+    return np.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - STDEV_DDOF))
+
+
+def _drawdown_columns(xs: list[Any]) -> Any:
+    peak, worst = xs[0], np.zeros_like(xs[0])
+    for x in xs:
+        peak = np.maximum(peak, x)
+        worst = np.maximum(worst, 1 - x / peak)
+    return worst * PERCENT
+
+
+def _rsi_columns(xs: list[Any], params: Params) -> Any:
+    n = _p(params, "window")
+    changes = [b - a for a, b in itertools.pairwise(xs)]
+    gain = _mean([np.maximum(c, 0.0) for c in changes[:n]])
+    loss = _mean([np.maximum(-c, 0.0) for c in changes[:n]])
+    for c in changes[n:]:
+        gain = (gain * (n - 1) + np.maximum(c, 0.0)) / n
+        loss = (loss * (n - 1) + np.maximum(-c, 0.0)) / n
+    return np.where(loss == 0, RSI_WHEN_NO_LOSS, PERCENT - PERCENT / (1 + gain / loss))
+
+
+_COLUMNS_WINDOWED: dict[str, Callable[[list[Any]], Any]] = {
+    **_SCALAR_WINDOWED,
+    "stdev-price": _stdev_columns,
+    "stdev-return": lambda xs: _stdev_columns(_returns(xs)) * PERCENT,
+    "max-drawdown": _drawdown_columns,
+}
+_COLUMNS_RECURSIVE: dict[str, Callable[[list[Any], Params], Any]] = {
+    **_SCALAR_RECURSIVE,
+    "rsi": _rsi_columns,
+}
+
+
+def values_on(name: str, params: Params, cols: Sequence[Floats]) -> Floats:
+    """`value_on` of many windows: `cols[j]` is the j-th close of every window."""
+    need = closes_needed(name, params)
+    if len(cols) < need:
+        return np.full(len(cols[0]) if cols else 0, NAN)
+    with np.errstate(all="ignore"):
+        if name in _COLUMNS_RECURSIVE:
+            out = _COLUMNS_RECURSIVE[name](list(cols), params)
+        else:
+            out = _COLUMNS_WINDOWED[name](list(cols[len(cols) - need :]))
+    return np.asarray(np.broadcast_to(out, cols[0].shape), dtype=np.float64)
+
+
 # --------------------------------------------------------------- price store
 
 
@@ -266,6 +330,10 @@ class PriceHistory:
         self._series: dict[tuple[str, str, Params], list[float]] = {}
         self._aligned: dict[tuple[str, str, Params], list[float | None]] = {}
         self._drawdowns: dict[tuple[str, Params, int], float] = {}
+        self._columns: dict[tuple[str, str, Params], Floats] = {}
+        self._arrays: dict[tuple[str, str, Params], Floats] = {}  # `_series` as numpy
+        self._present: dict[str, Bools] = {}
+        self._returns: dict[str, Floats] = {}
         # The evaluator's per-strategy memo of node results lives with the prices
         # it was computed from (opaque here: indicators know nothing of nodes).
         self.memos: dict[int, object] = {}
@@ -305,7 +373,10 @@ class PriceHistory:
         key = (name, ticker, params)
         values = self._series.get(key)
         if values is None:
-            values = self._compute_many(name, params, [ticker])[0]
+            if key not in self._arrays:
+                self._compute_many(name, params, [ticker])
+            values = self._arrays[key].tolist()
+            self._series[key] = values
         return values
 
     def prefetch(self, wanted: Iterable[tuple[str, str, Params]]) -> None:
@@ -316,27 +387,24 @@ class PriceHistory:
         for name, ticker, params in wanted:
             if name in _LAZY or ticker not in self._closes:
                 continue
-            if (name, ticker, params) not in self._series:
+            if (name, ticker, params) not in self._arrays:
                 groups.setdefault((name, params), set()).add(ticker)
         for (name, params), tickers in groups.items():
             self._compute_many(name, params, sorted(tickers))
 
-    def _compute_many(self, name: str, params: Params, tickers: list[str]) -> list[list[float]]:
+    def _compute_many(self, name: str, params: Params, tickers: list[str]) -> None:
         """Each ticker's whole series (NaN where history is short), cached; one query."""
         parts = [self._frame.slice(self._offsets[t], len(self._closes[t])) for t in tickers]
         rows = pl.concat(parts, rechunk=False)
         expr = _expression(name, params).over("g").fill_null(NAN)
-        values: list[float] = rows.select(expr)[:, 0].to_list()
+        values = np.array(rows.select(expr)[:, 0].to_numpy(), dtype=np.float64)
         need, start = closes_needed(name, params), 0
-        out: list[list[float]] = []
         for ticker in tickers:  # `rows` holds the tickers' rows in this order
             count = len(self._closes[ticker])
-            series = values[start : start + count]
-            series[: need - 1] = [NAN] * min(need - 1, count)
-            self._series[(name, ticker, params)] = series
-            out.append(series)
+            array = values[start : start + count]
+            array[: need - 1] = NAN
+            self._arrays[(name, ticker, params)] = array
             start += count
-        return out
 
     def value(self, name: str, ticker: str, params: Params, index: int) -> float:
         """The indicator for `ticker` as of calendar `index`, or a StrategyDataError."""
@@ -424,3 +492,57 @@ class PriceHistory:
             )
         closes = self._closes[ticker]
         return closes[row] / closes[before] - 1
+
+    # ------------------------------------------------- whole columns (numpy)
+
+    def present(self, ticker: str) -> Bools:
+        """True on the calendar days the ticker has a row."""
+        out = self._present.get(ticker)
+        if out is None:
+            out = np.zeros(len(self.calendar), dtype=np.bool_)
+            if ticker in self._positions:
+                out[np.asarray(self._positions[ticker], dtype=np.int64)] = True
+            self._present[ticker] = out
+        return out
+
+    def column(self, name: str, ticker: str, params: Params) -> Floats:
+        """The indicator on every calendar day: NaN where `value` would raise."""
+        key = (name, ticker, params)
+        out = self._columns.get(key)
+        if out is None:
+            out = np.full(len(self.calendar), NAN)
+            if ticker in self._closes:
+                own = (
+                    self._drawdown_column(ticker, params)
+                    if name in _LAZY
+                    else self._array(name, ticker, params)
+                )
+                out[self.present(ticker)] = own
+            self._columns[key] = out
+        return out
+
+    def _array(self, name: str, ticker: str, params: Params) -> Floats:
+        if (name, ticker, params) not in self._arrays:
+            self._compute_many(name, params, [ticker])
+        return self._arrays[(name, ticker, params)]
+
+    def _drawdown_column(self, ticker: str, params: Params) -> Floats:
+        """max-drawdown on each of the ticker's rows (NaN where history is short)."""
+        closes = np.asarray(self._closes[ticker], dtype=np.float64)
+        need = closes_needed("max-drawdown", params)
+        out = np.full(len(closes), NAN)
+        if len(closes) >= need:
+            windows = sliding_window_view(closes, need)
+            out[need - 1 :] = values_on("max-drawdown", params, list(windows.T))
+        return out
+
+    def return_column(self, ticker: str) -> Floats:
+        """Close-to-close return into each calendar day; NaN where `daily_return` raises."""
+        out = self._returns.get(ticker)
+        if out is None:
+            closes = self.column("current-price", ticker, ())
+            out = np.full(len(self.calendar), NAN)
+            with np.errstate(all="ignore"):
+                out[1:] = closes[1:] / closes[:-1] - 1
+            self._returns[ticker] = out
+        return out
