@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -16,6 +18,7 @@ from alchemiser.books.reconcile import reconcile
 from alchemiser.execution.booking import Booker
 from alchemiser.execution.broker import Broker
 from alchemiser.execution.phases import Desk, execute
+from alchemiser.execution.pricing import Quote
 from alchemiser.execution.quotes import latest_quote
 from alchemiser.execution.stream import TradeEvent, TradeStream
 from alchemiser.execution.walk import WalkConfig, WalkRouter
@@ -234,3 +237,19 @@ async def test_buys_are_scaled_to_the_cash_the_sells_really_raised_never_to_marg
     assert books["alpha"].cash >= 0
     assert books["alpha"].positions == {"QQQ": buy.order.quantity}
     assert await wiring.reconciled()
+
+
+async def test_no_full_collection_stops_the_loop_while_orders_are_worked(wiring: Wiring) -> None:
+    """Everything alive when the phases start is set aside from the collector (`gc.freeze`):
+    a full collection over it stopped the loop for ~300 ms mid-walk. Released after."""
+    run_id = await wiring.plan("open", [("alpha", "SPY", "buy", 3)])
+    desk = wiring.desk()
+    set_aside: list[int] = []
+
+    async def quote(symbol: str) -> Quote:
+        set_aside.append(gc.get_freeze_count())
+        return await desk.quote(symbol)
+
+    await execute(replace(desk, quote=quote), run_id)
+    assert set_aside and min(set_aside) > 10_000  # the whole process, not a handful
+    assert gc.get_freeze_count() == 0
