@@ -126,6 +126,7 @@ class Daemon:
                 watchdog.cancel()
         finally:
             await runner.cleanup()
+            self._release_signals()
         log.info("daemon stopped")
 
     async def _start_health(self) -> web.AppRunner:
@@ -160,6 +161,11 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._signalled, sig)
+
+    def _release_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
 
     def _signalled(self, sig: signal.Signals) -> None:
         log.info("stopping", signal=sig.name, grace_seconds=self.settings.daemon.grace_seconds)

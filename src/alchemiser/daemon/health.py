@@ -97,6 +97,8 @@ async def status_body(daemon: Daemon) -> dict[str, Any]:
         "broker_time": services.now() if services is not None else None,
         "running": daemon.run_task is not None and not daemon.run_task.done(),
         "next_run": daemon.next_run,
+        # What this process did about each trading day (a run's status, missed, refused).
+        "days": {str(day): outcome for day, outcome in daemon.days.items()},
         "last_run": last_run,
         "last_successful_run": snapshot.last_success,
         "books": [
