@@ -303,8 +303,9 @@ class Daemon:
             await ledger.set_run_status(conn, run.id, RunStatus.FAILED, error=MISSED)
             return True
 
+        recorded = await transact(self.engine, write)
         self.days[day] = "missed"
-        if await transact(self.engine, write):
+        if recorded:
             log.error("daily run missed", trading_day=str(day))
             await _problem(self.settings, f"the daily run of {day} was missed", MISSED)
 

@@ -1,0 +1,88 @@
+"""The daemon in this test's event loop: a missed day and a second trigger trade nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from alchemiser.daemon.app import MISSED, Daemon
+from alchemiser.daemon.health import readiness, status_body
+from alchemiser.market_calendar import NEW_YORK
+from alchemiser.run.daily import daily_run
+from alchemiser.run.services import open_services
+from alchemiser.settings import DaemonConfig, Settings
+from alchemiser.sim import SimThread
+from tests.daemon.test_daemon import free_port
+from tests.run.conftest import settings_for
+from tests.run.test_crash import orders
+from tests.sim.conftest import WAIT_S
+
+DAY = datetime(2026, 11, 18, tzinfo=NEW_YORK).date()
+AFTER_THE_CLOSE = datetime(2026, 11, 18, 16, 10, tzinfo=NEW_YORK)
+IN_THE_WINDOW = datetime(2026, 11, 18, 15, 31, tzinfo=NEW_YORK)
+
+
+def daemon_settings(sim: SimThread, db_url: str) -> Settings:
+    return settings_for(
+        sim, db_url, daemon=DaemonConfig(check_seconds=0.2), health_port=free_port()
+    )
+
+
+@asynccontextmanager
+async def serving(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Daemon]:
+    daemon = Daemon(settings, engine)
+    task = asyncio.create_task(daemon.serve())
+    try:
+        yield daemon
+    finally:
+        daemon.stopping.set()
+        await asyncio.wait_for(task, WAIT_S)
+
+
+POLL_S = 0.05
+
+
+async def until(done: Callable[[], bool]) -> None:
+    for _ in range(int(WAIT_S * 4 / POLL_S)):
+        if done():
+            return
+        await asyncio.sleep(POLL_S)
+    raise AssertionError("condition not reached")
+
+
+async def test_a_start_after_the_window_records_a_missed_run_and_trades_nothing(
+    sim: SimThread, db_url: str, engine: AsyncEngine
+) -> None:
+    sim.set_clock(now=AFTER_THE_CLOSE)
+    async with serving(daemon_settings(sim, db_url), engine) as daemon:
+        await until(lambda: DAY in daemon.days)
+        assert daemon.days[DAY] == "missed"
+        status = await status_body(daemon)
+        assert await readiness(daemon) == []
+    assert status["last_run"]["status"] == "failed"
+    assert status["last_run"]["error"] == MISSED
+    assert status["next_run"] == datetime(2026, 11, 19, 15, 30, tzinfo=NEW_YORK)
+    assert orders(sim) == []
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT trading_day, status FROM runs"))).all()
+    assert rows == [(DAY, "failed")]
+
+
+async def test_a_second_trigger_the_same_day_trades_nothing(
+    sim: SimThread, db_url: str, engine: AsyncEngine
+) -> None:
+    sim.set_clock(now=IN_THE_WINDOW)
+    settings = daemon_settings(sim, db_url)
+    async with open_services(settings, engine) as services:
+        assert (await daily_run(settings, services)).status == "completed"
+    sent = orders(sim)
+    assert sent
+    async with serving(settings, engine) as daemon:
+        await until(lambda: DAY in daemon.days and daemon.days[DAY] != "running")
+        assert daemon.days[DAY] == "already completed"
+    assert orders(sim) == sent
