@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 
+import pytest
+from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from alchemiser.daemon.app import MISSED, Daemon
+from alchemiser.daemon.app import MISSED, Daemon, run_daemon
 from alchemiser.daemon.health import readiness, status_body
+from alchemiser.errors import AlpacaKeysRejected, UserError
 from alchemiser.market_calendar import NEW_YORK
 from alchemiser.run.daily import daily_run
 from alchemiser.run.services import open_services
@@ -86,3 +90,19 @@ async def test_a_second_trigger_the_same_day_trades_nothing(
         await until(lambda: DAY in daemon.days and daemon.days[DAY] != "running")
         assert daemon.days[DAY] == "already completed"
     assert orders(sim) == sent
+
+
+def test_a_busy_health_port_is_one_clear_error(sim: SimThread, db_url: str) -> None:
+    settings = daemon_settings(sim, db_url)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", settings.health_port))
+        taken.listen()
+        with pytest.raises(UserError, match=f"health port {settings.health_port} .* is in use"):
+            run_daemon(settings)
+
+
+def test_keys_the_broker_refuses_are_one_clear_error(sim: SimThread, db_url: str) -> None:
+    settings = daemon_settings(sim, db_url)
+    alpaca = settings.alpaca.model_copy(update={"secret_key": SecretStr("wrong")})
+    with pytest.raises(AlpacaKeysRejected, match="Alpaca refused the keys"):
+        run_daemon(settings.model_copy(update={"alpaca": alpaca}))

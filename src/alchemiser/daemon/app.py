@@ -94,6 +94,7 @@ class Daemon:
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.services: Services | None = None
         self.sessions: list[Session] = []
+        self.calendar_day: date | None = None  # the broker's day the calendar was read on
         self.run_task: asyncio.Task[None] | None = None
         self.running_day: date | None = None
         # What became of each day's run in this process: a day is run (or missed) once.
@@ -211,7 +212,7 @@ class Daemon:
     async def _tick(self) -> None:
         async with self._tick_lock:
             now = await self._read_broker_time()
-            if now is None:
+            if now is None or self.stopping.is_set():
                 return
             today = schedule.today_slot(now, self.sessions, self.settings.schedule)
             upcoming = schedule.next_slot(now, self.sessions, self.settings.schedule, self.days)
@@ -233,10 +234,11 @@ class Daemon:
         try:
             now = await self.services.sync_clock()
             today = now.astimezone(NEW_YORK).date()
-            if not any(s.day >= today for s in self.sessions[-5:]):
+            if today != self.calendar_day:  # once a (broker) day, or when its clock jumps
                 self.sessions = await self.services.broker.calendar(
                     today - schedule.CALENDAR_BEHIND, today + schedule.CALENDAR_AHEAD
                 )
+                self.calendar_day = today
         except BrokerError as exc:
             self.broker_problem = str(exc)
             log.warning("broker clock unreadable", reason=str(exc))
