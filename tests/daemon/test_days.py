@@ -29,6 +29,7 @@ from tests.sim.conftest import WAIT_S
 DAY = datetime(2026, 11, 18, tzinfo=NEW_YORK).date()
 AFTER_THE_CLOSE = datetime(2026, 11, 18, 16, 10, tzinfo=NEW_YORK)
 IN_THE_WINDOW = datetime(2026, 11, 18, 15, 31, tzinfo=NEW_YORK)
+A_SECOND_BEFORE_THE_REFRESH = datetime(2026, 11, 19, 3, 59, 59, tzinfo=NEW_YORK)
 
 
 def daemon_settings(sim: SimThread, db_url: str) -> Settings:
@@ -106,3 +107,16 @@ def test_keys_the_broker_refuses_are_one_clear_error(sim: SimThread, db_url: str
     alpaca = settings.alpaca.model_copy(update={"secret_key": SecretStr("wrong")})
     with pytest.raises(AlpacaKeysRejected, match="Alpaca refused the keys"):
         run_daemon(settings.model_copy(update={"alpaca": alpaca}))
+
+
+async def test_bars_are_refreshed_overnight_at_the_broker_s_time(
+    sim: SimThread, db_url: str, engine: AsyncEngine
+) -> None:
+    sim.set_clock(now=A_SECOND_BEFORE_THE_REFRESH)
+    async with serving(daemon_settings(sim, db_url), engine) as daemon:
+        assert daemon.bars_through is None
+        await until(lambda: daemon.bars_through is not None)
+    assert daemon.bars_through == DAY  # the session that closed before the night
+    async with engine.connect() as conn:
+        newest = await conn.scalar(text("SELECT max(date) FROM bars WHERE ticker = 'SPY'"))
+    assert newest == DAY

@@ -106,6 +106,7 @@ class Daemon:
         self.reconciled: ReconcileResult | None = None
         self.reconciled_at: float | None = None
         self.last_report: RunReport | None = None
+        self.bars_through: date | None = None  # the last overnight refresh's session
         self._tick_lock = asyncio.Lock()
 
     # --- start and stop ------------------------------------------------------------------
@@ -358,6 +359,7 @@ class Daemon:
         except Exception as exc:  # the run's own incremental refresh catches up
             log.warning("bars not refreshed", reason=f"{type(exc).__name__}: {exc}")
             return
+        self.bars_through = through
         log.info("bars refreshed", through=str(through), failed=len(report.failed))
 
 

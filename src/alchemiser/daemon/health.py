@@ -101,6 +101,7 @@ async def status_body(daemon: Daemon) -> dict[str, Any]:
         "days": {str(day): outcome for day, outcome in daemon.days.items()},
         "last_run": last_run,
         "last_successful_run": snapshot.last_success,
+        "bars_refreshed_through": daemon.bars_through,
         "books": [
             {
                 "strategy": b.strategy_id,
