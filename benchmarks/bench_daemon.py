@@ -39,6 +39,7 @@ START = "2026-11-18T15:20:00-05:00"
 RUN_TIME = "2026-11-18T15:30:00-05:00"
 TARGET_IDLE_MB = 300
 IDLE_SECONDS = 5.0
+SETTLE_SECONDS = 30.0  # allocators hand memory back with a delay
 SAMPLE_SECONDS = 0.2
 TIMEOUT_S = 600
 CAPITAL = 10_000
@@ -156,8 +157,8 @@ def bench(env: dict[str, str], database_url: str, folder: Path) -> None:
             f"({failed} strategies skipped); peak RSS {max(peak, high_water):.0f} MB "
             f"(sampled {peak:.0f} MB, VmHWM {high_water:.0f} MB)"
         )
-        time.sleep(IDLE_SECONDS)
-        print(f"idle RSS after the run: {memory_mb(proc.pid, 'VmRSS'):.0f} MB")
+        time.sleep(SETTLE_SECONDS)
+        print(f"idle RSS {SETTLE_SECONDS:.0f} s after the run: {memory_mb(proc.pid, 'VmRSS'):.0f} MB")
     finally:
         proc.terminate()
         proc.wait(60)

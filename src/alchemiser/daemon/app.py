@@ -24,7 +24,10 @@ the next start resumes it (`daily_run` finds the day's run again).
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import errno
+import gc
+import logging
 import signal
 import time
 from contextlib import suppress
@@ -66,6 +69,9 @@ INTERRUPTED = "interrupted: the daemon stopped during the run; the next start re
 # A run that failed for a reason other than the gate (the broker or the database
 # away) is tried again at the next checks, this many times in all.
 ATTEMPTS = 3
+# APScheduler warns each time a check is skipped because the last one still waits
+# (behind a busy run's requests, within Alpaca's rate limit): expected, not a problem.
+logging.getLogger("apscheduler").setLevel(logging.ERROR)
 # A date job this close to where it should be is left alone (the offset jitters).
 PLACEMENT_SLACK = timedelta(seconds=1)
 
@@ -105,7 +111,6 @@ class Daemon:
         self.broker_problem: str | None = None
         self.reconciled: ReconcileResult | None = None
         self.reconciled_at: float | None = None
-        self.last_report: RunReport | None = None
         self.bars_through: date | None = None  # the last overnight refresh's session
         self._tick_lock = asyncio.Lock()
 
@@ -218,7 +223,7 @@ class Daemon:
             today = schedule.today_slot(now, self.sessions, self.settings.schedule)
             upcoming = schedule.next_slot(now, self.sessions, self.settings.schedule, self.days)
             self.next_run = upcoming.at if upcoming else None
-            if today is not None and today.day not in self.days and not self._running():
+            if today is not None and today.day not in self.days and not self.running():
                 due = schedule.due(now, today)
                 if due == "run":
                     self._start_run(today.day)
@@ -259,7 +264,7 @@ class Daemon:
             job, DateTrigger(run_date=local), id=job_id, replace_existing=True, coalesce=True
         )
 
-    def _running(self) -> bool:
+    def running(self) -> bool:
         return self.run_task is not None and not self.run_task.done()
 
     # --- the run -------------------------------------------------------------------------
@@ -290,11 +295,12 @@ class Daemon:
             await _problem(self.settings, f"the daily run of {day} failed", reason)
             return
         self.days[day] = report.status
-        self.last_report = report
         if report.reconciliation is not None:
             self._note_reconciled(report.reconciliation)
         log.info("daily run ended", trading_day=str(day), status=report.status)
         await _after_run(self.settings, report)
+        del report
+        _give_back_memory()
 
     async def _record_missed(self, day: date) -> None:
         """A runs row says the day was missed, unless its run completed or failed already."""
@@ -332,7 +338,7 @@ class Daemon:
         self.reconciled, self.reconciled_at = result, time.monotonic()
 
     async def _recheck_books(self) -> None:
-        if self.services is None or self._running():
+        if self.services is None or self.running():
             return
         try:
             self._note_reconciled(await check_books(self.settings, self.services))
@@ -341,7 +347,7 @@ class Daemon:
 
     async def _refresh_bars(self) -> None:
         """Overnight: every configured strategy's bars up to the last closed session."""
-        if self.services is None or self._running():
+        if self.services is None or self.running():
             return
         through = schedule.last_closed_session(self.services.now(), self.sessions)
         parsed = parse_all(self.settings.strategies)
@@ -361,6 +367,14 @@ class Daemon:
             return
         self.bars_through = through
         log.info("bars refreshed", through=str(through), failed=len(report.failed))
+
+
+def _give_back_memory() -> None:
+    """After a run: collect its garbage and hand freed heap back to the OS (glibc), so
+    the daemon idles small until the next day's run."""
+    gc.collect()
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 async def _after_run(settings: Settings, report: RunReport) -> None:

@@ -71,7 +71,10 @@ async def readiness(daemon: Daemon) -> list[str]:
         problems.append(f"database: {type(exc).__name__}")
     settings = daemon.settings.daemon
     seen = daemon.broker_seen_at
-    if seen is None or time.monotonic() - seen > BROKER_MISSED_CHECKS * settings.check_seconds:
+    stale = seen is None or time.monotonic() - seen > BROKER_MISSED_CHECKS * settings.check_seconds
+    # A run's own requests delay the clock read (one rate limit); a run that loses the
+    # broker fails, and the checks say so after it.
+    if daemon.broker_problem is not None or (stale and not daemon.running()):
         problems.append(f"broker: clock not read lately ({daemon.broker_problem or 'no answer'})")
     if not _stream_up(daemon):
         problems.append("trade stream: not connected")
@@ -95,7 +98,7 @@ async def status_body(daemon: Daemon) -> dict[str, Any]:
     return {
         "version": alchemiser.__version__,
         "broker_time": services.now() if services is not None else None,
-        "running": daemon.run_task is not None and not daemon.run_task.done(),
+        "running": daemon.running(),
         "next_run": daemon.next_run,
         # What this process did about each trading day (a run's status, missed, refused).
         "days": {str(day): outcome for day, outcome in daemon.days.items()},
