@@ -158,7 +158,8 @@ def bench(env: dict[str, str], database_url: str, folder: Path) -> None:
             f"(sampled {peak:.0f} MB, VmHWM {high_water:.0f} MB)"
         )
         time.sleep(SETTLE_SECONDS)
-        print(f"idle RSS {SETTLE_SECONDS:.0f} s after the run: {memory_mb(proc.pid, 'VmRSS'):.0f} MB")
+        after = memory_mb(proc.pid, "VmRSS")
+        print(f"idle RSS {SETTLE_SECONDS:.0f} s after the run: {after:.0f} MB")
     finally:
         proc.terminate()
         proc.wait(60)
