@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -103,6 +104,33 @@ class Daemon:
         return [json.loads(line)["event"] for line in lines if line.startswith("{")]
 
 
+class NotifySocket:
+    """What systemd would hear: every datagram on a unix socket, read on a thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.2)
+        self.messages: list[str] = []
+        self._open = True
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while self._open:
+            try:
+                self.messages.append(self.sock.recv(64).decode())
+            except TimeoutError:
+                continue
+
+    def close(self) -> list[str]:
+        self._open = False
+        self._thread.join(5)
+        self.sock.close()
+        return self.messages
+
+
 def daemon_env(sim: SimThread, db_url: str, config: Path, port: int) -> dict[str, str]:
     extra = "\n".join(
         [
@@ -155,7 +183,9 @@ async def test_the_run_fires_on_time_survives_a_kill_and_a_stop_and_completes_on
         + f'[[strategies]]\nid = "broken"\nfile = "{broken}"\nallocation = 0\ncapital = 5000\n'
     )
     port = free_port()
+    notify = NotifySocket(tmp_path / "notify")
     env = daemon_env(sim, db_url, config, port)
+    env |= {"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "1000000"}
     log = tmp_path / "daemon.log"
     sim.set_clock(now=HALF_A_MINUTE_BEFORE, speed=SPEED)
     sim.configure(auto_fill=False)  # the buys rest: walks are working at the kill and the stop
@@ -202,3 +232,8 @@ async def test_the_run_fires_on_time_survives_a_kill_and_a_stop_and_completes_on
     for secret in (sim.api_key, sim.secret_key):
         assert secret not in body and secret not in json.dumps(report)
     assert third.terminate() == 0
+
+    # systemd heard each start once ready, the watchdog from the loop, and both stops.
+    heard = notify.close()
+    assert heard.count("READY=1") == 3 and heard.count("STOPPING=1") == 2, heard
+    assert "WATCHDOG=1" in heard and heard[-1] == "STOPPING=1", heard

@@ -39,6 +39,7 @@ class Notifier:
             return
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                sock.setblocking(False)  # a full queue must never block the event loop
                 sock.connect(self.address)
                 sock.sendall(message.encode())
         except OSError as exc:
