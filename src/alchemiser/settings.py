@@ -105,6 +105,9 @@ class ExecutionConfig(_Section):
     # While walks are live, orders are read back over REST this often (Alpaca never
     # replays what the stream missed) and a stream that missed fills is reconnected.
     catch_up_interval_seconds: float = Field(default=30.0, gt=0)
+    # A one-sided, crossed or stale quote is priced as the last trade ± this fraction
+    # of its price (when the trade is fresh); 0: the walk waits for a usable quote.
+    last_trade_band: Decimal = Field(default=Decimal("0.001"), ge=0, lt=Decimal("0.1"))
 
     @field_validator("step_fractions")
     @classmethod

@@ -18,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import Row, String, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -70,6 +70,9 @@ class ExecutionReport:
     client_order_id: str | None
     order_filled_quantity: Decimal
     order_average_price: Decimal | None = None
+    # The order's status and Alpaca id after this execution (one write, not two).
+    order_status: str | None = None
+    alpaca_order_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,8 @@ async def book_execution(conn: AsyncConnection, report: ExecutionReport) -> list
             report.order_average_price,
             report.executed_at,
             (report.execution_id, report.quantity, report.price),
+            status=report.order_status,
+            alpaca_order_id=report.alpaca_order_id,
         ),
     )
 
@@ -172,6 +177,51 @@ async def book_order_progress(conn: AsyncConnection, progress: OrderProgress) ->
             alpaca_order_id=progress.alpaca_order_id,
         ),
     )
+
+
+async def advance_orders(conn: AsyncConnection, reports: Sequence[OrderProgress]) -> list[None]:
+    """Move many orders' statuses forward at once: reports that fill nothing new.
+
+    An order's final status (replaced, cancelled) after every walk step is most of
+    what a walk writes; one statement locks the batch's rows (in id order), one
+    updates them. A report of an order not recorded here takes the full path.
+    """
+    ids = sorted({r.client_order_id for r in reports})
+    rows = await conn.execute(
+        select(BrokerOrder.id, BrokerOrder.client_order_id, BrokerOrder.status)
+        .where(BrokerOrder.client_order_id.in_(ids))
+        .order_by(BrokerOrder.id)
+        .with_for_update()
+    )
+    known = {r.client_order_id: (r.id, r.status) for r in rows}
+    changed: dict[int, dict[str, Any]] = {}
+    for report in reports:
+        if report.client_order_id not in known:
+            await book_order_progress(conn, report)
+            continue
+        row_id, status = known[report.client_order_id]
+        if report.status is not None and status_moves_forward(status, report.status):
+            status = report.status
+        elif report.alpaca_order_id is None:
+            continue  # nothing new
+        known[report.client_order_id] = (row_id, status)
+        change = changed.setdefault(row_id, {"row_id": row_id, "alpaca_id": None})
+        change["new_status"] = status
+        change["alpaca_id"] = change["alpaca_id"] or report.alpaca_order_id
+    if changed:
+        await conn.execute(
+            update(BrokerOrder)
+            .where(BrokerOrder.id == bindparam("row_id"))
+            .values(
+                status=bindparam("new_status"),
+                alpaca_order_id=func.coalesce(
+                    BrokerOrder.alpaca_order_id, bindparam("alpaca_id", type_=String)
+                ),
+                updated_at=func.now(),
+            ),
+            list(changed.values()),
+        )
+    return [None] * len(reports)
 
 
 async def book_parked(conn: AsyncConnection, client_order_id: str) -> list[BookedFill]:

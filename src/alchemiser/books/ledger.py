@@ -27,6 +27,7 @@ from alchemiser.books.fills import (
     BookedFill,
     ExecutionReport,
     OrderProgress,
+    advance_orders,
     book_cross,
     book_execution,
     book_order_progress,
@@ -48,10 +49,13 @@ from alchemiser.books.funding import (
 from alchemiser.books.order_ids import client_order_id, parse_client_order_id
 from alchemiser.books.orders import (
     BrokerOrderRecord,
+    OrderQuote,
     adopt_order,
     find_broker_orders,
     next_order,
+    next_steps,
     record_broker_order,
+    record_new_orders,
 )
 from alchemiser.books.postings import LedgerError, utcnow
 from alchemiser.books.runs import (
@@ -81,10 +85,12 @@ __all__ = [
     "ExecutionReport",
     "LedgerError",
     "OrderProgress",
+    "OrderQuote",
     "RunRecord",
     "SyncResult",
     "Work",
     "adopt_order",
+    "advance_orders",
     "affordable_buy_orders",
     "apply_allocation",
     "book_activities",
@@ -104,11 +110,13 @@ __all__ = [
     "load_intents",
     "net_run",
     "next_order",
+    "next_steps",
     "open_account",
     "parse_activity",
     "parse_client_order_id",
     "rebalance_capital",
     "record_broker_order",
+    "record_new_orders",
     "record_plan",
     "record_prices",
     "record_signal",

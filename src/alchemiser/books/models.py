@@ -210,6 +210,11 @@ class BrokerOrder(Base):
     # The client order id of the order this one replaced (a walk's earlier step).
     replaces: Mapped[str | None] = mapped_column(String(128))
     reject_reason: Mapped[str | None] = mapped_column(Text)
+    # The quote the order was priced from: its slippage and spread (`execution_quality`).
+    quote_bid: Mapped[Decimal | None] = mapped_column(Money)
+    quote_ask: Mapped[Decimal | None] = mapped_column(Money)
+    quote_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # broker time
     submitted_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 

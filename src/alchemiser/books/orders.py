@@ -8,17 +8,20 @@ natural key (`adopt_order`). Recording an order books what was parked for it.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from alchemiser.books.fills import book_parked, lock_client_order_id
 from alchemiser.books.kinds import status_moves_forward
-from alchemiser.books.models import BrokerOrder, Run
+from alchemiser.books.models import BrokerOrder, ParkedFill, Run
 from alchemiser.books.order_ids import client_order_id, parse_client_order_id
 from alchemiser.books.planner import Side
 from alchemiser.books.postings import LedgerError
@@ -26,6 +29,15 @@ from alchemiser.books.runs import add_run_totals
 from alchemiser.logging import get_logger
 
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class OrderQuote:
+    """The quote an order was priced from: its slippage and spread are measured from it."""
+
+    bid: Decimal
+    ask: Decimal
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,70 @@ class BrokerOrderRecord:
     # The client order id of the order this one replaced (a walk's earlier step).
     replaces: str | None = field(default=None, kw_only=True)
     reject_reason: str | None = field(default=None, kw_only=True)
+    # The quote the order was priced from (walk-the-book records it with every step).
+    quote: OrderQuote | None = field(default=None, kw_only=True)
+    sent_at: datetime | None = field(default=None, kw_only=True)  # broker time
+
+
+def _row(order: BrokerOrderRecord) -> dict[str, Any]:
+    quote = order.quote
+    return {
+        "client_order_id": order.client_order_id,
+        "run_id": order.run_id,
+        "symbol": order.symbol,
+        "side": order.side,
+        "step": order.step,
+        "order_type": order.order_type,
+        "quantity": order.quantity,
+        "limit_price": order.limit_price,
+        "status": order.status,
+        "alpaca_order_id": order.alpaca_order_id,
+        "fractionable": order.fractionable,
+        "replaces": order.replaces,
+        "reject_reason": order.reject_reason,
+        "quote_bid": quote.bid if quote else None,
+        "quote_ask": quote.ask if quote else None,
+        "quote_at": quote.at if quote else None,
+        "sent_at": order.sent_at,
+    }
+
+
+async def record_new_orders(
+    conn: AsyncConnection, orders: Sequence[BrokerOrderRecord]
+) -> Sequence[int]:
+    """Record many orders at once (walks stepping together); their row ids, in order.
+
+    The fast path of `record_broker_order` for orders about to be sent: a few
+    statements for the whole batch. An id that exists already takes the slow path.
+    """
+    ids = sorted({o.client_order_id for o in orders})
+    await conn.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(hashtextextended(cid, 0)) "
+            "FROM unnest(CAST(:ids AS text[])) AS cid ORDER BY cid"
+        ),
+        {"ids": ids},
+    )
+    inserted = await conn.execute(
+        insert(BrokerOrder)
+        .on_conflict_do_nothing(index_elements=[BrokerOrder.client_order_id])
+        .returning(BrokerOrder.client_order_id, BrokerOrder.id, sort_by_parameter_order=True),
+        [_row(o) for o in orders],
+    )
+    row_ids: dict[str, int] = {cid: row_id for cid, row_id in inserted}
+    for run_id, count in Counter(o.run_id for o in orders if o.client_order_id in row_ids).items():
+        await add_run_totals(conn, run_id, broker_orders=count)
+    parked = await conn.scalars(
+        select(ParkedFill.client_order_id)
+        .where(ParkedFill.client_order_id.in_(list(row_ids)))
+        .distinct()
+    )
+    for parked_id in parked.all():
+        await book_parked(conn, parked_id)
+    for order in orders:
+        if order.client_order_id not in row_ids:
+            row_ids[order.client_order_id] = await record_broker_order(conn, order)
+    return [row_ids[o.client_order_id] for o in orders]
 
 
 async def record_broker_order(conn: AsyncConnection, order: BrokerOrderRecord) -> int:
@@ -57,21 +133,7 @@ async def record_broker_order(conn: AsyncConnection, order: BrokerOrderRecord) -
     await lock_client_order_id(conn, order.client_order_id)
     inserted: int | None = await conn.scalar(
         insert(BrokerOrder)
-        .values(
-            client_order_id=order.client_order_id,
-            run_id=order.run_id,
-            symbol=order.symbol,
-            side=order.side,
-            step=order.step,
-            order_type=order.order_type,
-            quantity=order.quantity,
-            limit_price=order.limit_price,
-            status=order.status,
-            alpaca_order_id=order.alpaca_order_id,
-            fractionable=order.fractionable,
-            replaces=order.replaces,
-            reject_reason=order.reject_reason,
-        )
+        .values(**_row(order))
         .on_conflict_do_nothing(index_elements=[BrokerOrder.client_order_id])
         .returning(BrokerOrder.id)
     )
@@ -115,6 +177,22 @@ async def next_order(
     )
     step = 0 if last is None else last + 1
     return step, client_order_id(run.trading_day, run.kind, symbol, side, step)
+
+
+async def next_steps(
+    conn: AsyncConnection, run_id: int
+) -> tuple[date, str, dict[tuple[str, str], int]]:
+    """A run's trading day and kind, and each walk's next step: (symbol, side) → step.
+
+    A walk not listed starts at `FIRST_STEP`. One query for all the run's walks.
+    """
+    run = (await conn.execute(select(Run.trading_day, Run.kind).where(Run.id == run_id))).one()
+    rows = await conn.execute(
+        select(BrokerOrder.symbol, BrokerOrder.side, func.max(BrokerOrder.step))
+        .where(BrokerOrder.run_id == run_id)
+        .group_by(BrokerOrder.symbol, BrokerOrder.side)
+    )
+    return run.trading_day, run.kind, {(sym, side): last + 1 for sym, side, last in rows}
 
 
 async def adopt_order(conn: AsyncConnection, found: BrokerOrderRecord) -> int | None:

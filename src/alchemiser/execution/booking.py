@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection
-from dataclasses import replace
-from datetime import UTC, datetime
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alchemiser.books import ledger
+from alchemiser.books.group_commit import GroupCommit
 from alchemiser.books.halts import EVERYTHING, halts
 from alchemiser.books.kinds import FINAL_RANK, ORDER_STATUS_RANK
-from alchemiser.books.ledger import BrokerOrderRecord, ExecutionReport, OrderProgress
-from alchemiser.books.order_ids import OrderKey, is_own_order, parse_client_order_id
+from alchemiser.books.ledger import BrokerOrderRecord, ExecutionReport, OrderProgress, OrderQuote
+from alchemiser.books.order_ids import FIRST_STEP, is_own_order
 from alchemiser.books.retry import transact
 from alchemiser.execution.broker import Broker, OrderSnapshot
 from alchemiser.execution.errors import KillSwitch
@@ -41,13 +42,23 @@ class Booker:
 
     It remembers the (status, filled quantity) it last booked for each order and
     skips a report that says nothing new: the stream, the walk's REST answers and
-    the catch-up often repeat each other, and every booking is a transaction.
-    The database stays the judge: a report that does get through is idempotent.
+    the catch-up often repeat each other. The database stays the judge: a report
+    that does get through is idempotent.
+
+    One writer books everything, in the background: neither the stream nor a walk
+    waits on the ledger (a walk reads fills from the broker's snapshots, not the
+    books), and whatever arrives while a transaction is in flight is booked in the
+    next one. `flush` waits for it all; the run flushes before it reads the books
+    (after each phase, before reconciling). A report lost with the process is
+    harmless: a resumed run reads every order back from the broker.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._booked: dict[str, tuple[str, Decimal]] = {}
+        self._writer: GroupCommit[_Booking, None] = GroupCommit(
+            engine, _book_many, "bookings", on_failure=self._forget
+        )
         # When a REST read (not the stream) last found fills: a stream that stays
         # quiet after it is silent (half-open), and is reconnected.
         self.rest_filled_at: float | None = None
@@ -70,14 +81,9 @@ class Booker:
             order.filled_qty == filled_before and not is_final(order.status)
         ):
             return False
-        progress = _progress_of(order)
-
-        async def write(conn: AsyncConnection) -> None:
-            await ledger.book_order_progress(conn, progress)
-
-        await transact(self.engine, write)
-        self._booked[order.client_order_id] = self._seen(order)
         filled_more = order.filled_qty > filled_before
+        self._writer.post(_Booking(_progress_of(order), fills=filled_more))
+        self._booked[order.client_order_id] = self._seen(order)
         if filled_more and not from_stream:
             self.rest_filled_at = time.monotonic()
         return filled_more
@@ -85,6 +91,14 @@ class Booker:
     @staticmethod
     def _seen(order: OrderSnapshot) -> tuple[str, Decimal]:
         return (order.status, order.filled_qty)
+
+    def _forget(self, booking: _Booking, _: Exception) -> None:
+        """A booking failed (and was logged): the next report of that order tries again."""
+        self._booked.pop(str(booking.report.client_order_id), None)
+
+    async def flush(self) -> None:
+        """Wait until everything reported so far is booked."""
+        await self._writer.flush()
 
     async def event(self, event: TradeEvent) -> None:
         """A trade update: an execution by its execution id, then the order's progress."""
@@ -99,15 +113,12 @@ class Booker:
                 client_order_id=event.order.client_order_id,
                 order_filled_quantity=event.order.filled_qty,
                 order_average_price=event.order.filled_avg_price,
+                order_status=event.order.status,
+                alpaca_order_id=event.order.id,
             )
-
-            async def write(conn: AsyncConnection) -> None:
-                await ledger.book_execution(conn, report)
-
-            await transact(self.engine, write)
-        await self.progress(
-            event.order, from_stream=True
-        )  # its status, and any progress the event did not book
+            self._writer.post(_Booking(report, fills=True))  # with the order's status
+            self._booked[event.order.client_order_id] = self._seen(event.order)
+        await self.progress(event.order, from_stream=True)  # what the event did not book
 
     async def catch_up(self, broker: Broker, since: datetime) -> int:
         """Book every order submitted since `since` by its progress at the broker.
@@ -122,6 +133,7 @@ class Booker:
         for order in orders:
             if is_own_order(order.client_order_id) or order.filled_qty > 0:
                 missed += await self.progress(order)
+        await self.flush()
         foreign = sum(not is_own_order(o.client_order_id) for o in orders)
         log.info("orders caught up", orders=len(orders), missed=missed, foreign=foreign)
         return missed
@@ -131,7 +143,9 @@ class LedgerLink:
     """The ledger as one run's walks see it (a `WalkLedger`).
 
     One walk per (symbol, side) works a run in this process (the run lock), so the
-    next step of each is read from the ledger once and counted here afterwards.
+    walks' next steps are read from the ledger once and counted here afterwards.
+    Walks stepping together record their orders in one transaction (group commit);
+    each still waits for its own record before sending.
     """
 
     def __init__(self, booker: Booker, run_id: int, fractionable: Collection[str]) -> None:
@@ -139,51 +153,50 @@ class LedgerLink:
         self.engine = booker.engine
         self.run_id = run_id
         self.fractionable = frozenset(fractionable)
-        self._next: dict[tuple[str, str], OrderKey] = {}  # each walk's next step
+        self._run_key: tuple[date, str] | None = None
+        self._next: dict[tuple[str, str], int] = {}  # each walk's next step
         self._recorded: dict[str, BrokerOrderRecord] = {}
+        self._records: GroupCommit[StepOrder, BrokerOrderRecord] = GroupCommit(
+            self.engine, self._record_many, f"orders-run-{run_id}"
+        )
 
     async def record(self, order: StepOrder) -> str:
         await self.booker.accepting_orders.wait()
-
-        async def write(conn: AsyncConnection) -> BrokerOrderRecord:
-            if EVERYTHING in await halts(conn):  # checked before every order, at once
-                raise KillSwitch("new order", "trading is halted (alchemiser halt)")
-            key = await self._next_step(conn, order)
-            client_order_id = ledger.client_order_id(
-                key.trading_day, key.kind, order.symbol, order.side, key.step
-            )
-            record = BrokerOrderRecord(
-                client_order_id,
-                self.run_id,
-                order.symbol,
-                order.side,
-                key.step,
-                "market" if order.limit_price is None else "limit",
-                order.qty,
-                "pending_new",
-                order.limit_price,
-                fractionable=order.symbol in self.fractionable,
-                replaces=order.replaces,
-            )
-            await ledger.record_broker_order(conn, record)
-            return record
-
-        record = await transact(self.engine, write)
-        walk = (order.symbol, order.side)
-        self._next[walk] = replace(self._next[walk], step=record.step + 1)
+        record = await self._records.submit(order)
+        self._next[(order.symbol, order.side)] = record.step + 1
         self._recorded[record.client_order_id] = record
         return record.client_order_id
 
-    async def _next_step(self, conn: AsyncConnection, order: StepOrder) -> OrderKey:
-        walk = (order.symbol, order.side)
-        if walk not in self._next:
-            _, client_order_id = await ledger.next_order(
-                conn, self.run_id, order.symbol, order.side
-            )
-            key = parse_client_order_id(client_order_id)
-            assert key is not None  # next_order makes our own ids
-            self._next[walk] = key
-        return self._next[walk]
+    async def _record_many(
+        self, conn: AsyncConnection, orders: Sequence[StepOrder]
+    ) -> list[BrokerOrderRecord]:
+        if EVERYTHING in await halts(conn):  # checked before every order, at once
+            raise KillSwitch("new order", "trading is halted (alchemiser halt)")
+        if self._run_key is None:
+            day, kind, self._next = await ledger.next_steps(conn, self.run_id)
+            self._run_key = (day, kind)
+        records = [self._record_of(order, *self._run_key) for order in orders]
+        await ledger.record_new_orders(conn, records)
+        return records
+
+    def _record_of(self, order: StepOrder, day: date, kind: str) -> BrokerOrderRecord:
+        step = self._next.get((order.symbol, order.side), FIRST_STEP)
+        quote = order.quote
+        return BrokerOrderRecord(
+            ledger.client_order_id(day, kind, order.symbol, order.side, step),
+            self.run_id,
+            order.symbol,
+            order.side,
+            step,
+            "market" if order.limit_price is None else "limit",
+            order.qty,
+            "pending_new",
+            order.limit_price,
+            fractionable=order.symbol in self.fractionable,
+            replaces=order.replaces,
+            quote=OrderQuote(quote.bid, quote.ask, quote.at) if quote else None,
+            sent_at=order.at,
+        )
 
     async def progress(self, order: OrderSnapshot) -> None:
         await self.booker.progress(order)
@@ -197,6 +210,26 @@ class LedgerLink:
                     await ledger.record_broker_order(conn, _with_status(found, "rejected", reason))
 
         await transact(self.engine, write)
+
+
+@dataclass(frozen=True, slots=True)
+class _Booking:
+    report: ExecutionReport | OrderProgress
+    fills: bool  # False: only the order's status moves
+
+
+async def _book_many(conn: AsyncConnection, bookings: Sequence[_Booking]) -> list[None]:
+    """Fills one by one (cumulative progress: in any order, once), then statuses at once."""
+    for booking in bookings:
+        report = booking.report
+        if isinstance(report, ExecutionReport):
+            await ledger.book_execution(conn, report)
+        elif booking.fills:
+            await ledger.book_order_progress(conn, report)
+    statuses = [b.report for b in bookings if isinstance(b.report, OrderProgress) and not b.fills]
+    if statuses:
+        await ledger.advance_orders(conn, statuses)
+    return [None] * len(bookings)
 
 
 def is_final(status: str) -> bool:

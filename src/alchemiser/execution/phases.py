@@ -73,11 +73,13 @@ async def execute(desk: Desk, run_id: int) -> Execution:
     crosses = await _book_crosses(desk, run_id)
     work = await _remaining(desk, run_id)
     sells = await _walk_all(desk, link, run_id, work.sells)
+    await desk.booker.flush()
     work = await _remaining(desk, run_id)
     if work.sells or work.crosses:
         # A sell that ended unfilled has closed its intents; anything left is a bug.
         raise RuntimeError(f"run {run_id}: sells remain after phase 1: {work.sells}")
     buys = await _walk_all(desk, link, run_id, work.buys)
+    await desk.booker.flush()
     return Execution(crosses, sells, buys)
 
 
@@ -142,6 +144,7 @@ async def _walk_one(desk: Desk, link: LedgerLink, run_id: int, order: NetOrder) 
     )
     closure = CLOSURE.get(result.outcome)
     if closure is not None:
+        await desk.booker.flush()  # its partial fills go to the intents before they close
         await _close(desk, run_id, order, closure)
     return OrderOutcome(order, result)
 

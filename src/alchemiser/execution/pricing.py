@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_FLOOR, ROUND_HALF_DOWN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_DOWN, ROUND_HALF_UP, Decimal
 from typing import Literal
 
 Side = Literal["buy", "sell"]
@@ -19,6 +19,9 @@ class Quote:
     bid: Decimal
     ask: Decimal
     at: datetime
+    # The last trade, where the data API has one: a fallback for an unusable quote.
+    last: Decimal | None = None
+    last_at: datetime | None = None
 
 
 def tick_for(price: Decimal) -> Decimal:
@@ -39,6 +42,30 @@ def quote_problem(quote: Quote, now: datetime, max_age: timedelta) -> str | None
     if now - quote.at > max_age:
         return f"stale quote ({quote.at.isoformat()})"
     return None
+
+
+def usable_quote(
+    quote: Quote, now: datetime, max_age: timedelta, band: Decimal
+) -> tuple[Quote | None, str | None]:
+    """The quote to price from, and what was wrong with the one given (None: nothing).
+
+    A one-sided, crossed or stale quote is replaced by the last trade ± `band` (a
+    fraction of its price) when that trade is fresh and `band` is positive; else
+    there is nothing to price from and the walk waits.
+    """
+    problem = quote_problem(quote, now, max_age)
+    if problem is None:
+        return quote, None
+    last, last_at = quote.last, quote.last_at
+    if band <= 0 or last is None or last <= 0 or last_at is None or now - last_at > max_age:
+        return None, problem
+    width = last * band
+    banded = Quote(floor_to_tick(last - width), _ceil_to_tick(last + width), last_at, last, last_at)
+    return banded, problem
+
+
+def _ceil_to_tick(price: Decimal) -> Decimal:
+    return price.quantize(tick_for(price), rounding=ROUND_CEILING)
 
 
 def limit_price(side: Side, quote: Quote, fraction: Decimal) -> Decimal:

@@ -31,10 +31,14 @@ def quote_of(symbol: str, snapshot: dict[str, Any]) -> Quote:
     quote = snapshot.get("latestQuote")
     if not quote:
         raise NoQuote(f"no quote for {symbol}")
+    trade = snapshot.get("latestTrade") or {}
+    last = Decimal(str(trade["p"])) if trade.get("p") else None
     return Quote(
         bid=Decimal(str(quote.get("bp") or 0)),
         ask=Decimal(str(quote.get("ap") or 0)),
         at=parse_stamp(str(quote["t"])),
+        last=last,
+        last_at=parse_stamp(str(trade["t"])) if last is not None and trade.get("t") else None,
     )
 
 

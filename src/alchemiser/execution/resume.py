@@ -58,6 +58,7 @@ async def settle_sent_orders(booker: Booker, broker: Broker) -> list[str]:
         await link.progress(found)
         if found.is_open:
             still_working.append(client_order_id)
+    await booker.flush()
     if unfinished:
         log.info("earlier orders settled", orders=len(unfinished), working=len(still_working))
     return still_working

@@ -33,7 +33,7 @@ from alchemiser.execution.errors import (
     OrderRejected,
     TradingHalted,
 )
-from alchemiser.execution.pricing import Quote, Side, limit_price, quote_problem
+from alchemiser.execution.pricing import Quote, Side, limit_price, usable_quote
 from alchemiser.execution.stream import TradeEvent
 from alchemiser.logging import get_logger
 
@@ -72,17 +72,24 @@ class WalkConfig:
     quote_max_age: timedelta
     # Broker time after which nothing is sent (a little before the close), if known.
     deadline: datetime | None = None
+    # An unusable quote is priced as the last trade ± this fraction (0: wait instead).
+    last_trade_band: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
 class StepOrder:
-    """An order a walk is about to send (`replaces`: the client order id it replaces)."""
+    """An order a walk is about to send (`replaces`: the client order id it replaces).
+
+    `quote`: what it was priced from; `at`: broker time when it was decided.
+    """
 
     symbol: str
     side: Side
     qty: Decimal
     limit_price: Decimal | None
     replaces: str | None = None
+    quote: Quote | None = None
+    at: datetime | None = None
 
 
 class WalkLedger(Protocol):
@@ -136,7 +143,7 @@ class Walk:
         self._seen = _Seen()
         self._changed = asyncio.Event()
         self.live: str | None = None  # the order now working, by broker id
-        self._quoted = False  # a usable quote was seen: the market step has a reference
+        self._priced_from: Quote | None = None  # the last usable quote
         self.client_order_ids: set[str] = set()
 
     # --- what the walk knows -----------------------------------------------------------
@@ -191,7 +198,7 @@ class Walk:
                     await self._place(price)
                 await self._wait(self.config.step_interval_seconds)
             if self.remaining > 0 and not self._ended():
-                if not self._quoted:
+                if self._priced_from is None:
                     return "expired", "no usable quote at any step: not sent at the market blind"
                 await self._place(self._final_price())
                 await self._wait(None)
@@ -252,13 +259,17 @@ class Walk:
         except Exception as exc:  # no quote this step: wait for the next one
             log.warning("walk has no quote", symbol=self.plan.symbol, reason=str(exc))
             return None
-        problem = quote_problem(quote, self._now(), self.config.quote_max_age)
-        if problem is not None:
+        config = self.config
+        usable, problem = usable_quote(
+            quote, self._now(), config.quote_max_age, config.last_trade_band
+        )
+        if usable is None:
             log.warning("walk waits for a usable quote", symbol=self.plan.symbol, problem=problem)
             return None
-        self._quoted = True
-        price = limit_price(self.plan.side, quote, fraction)
-        return self._capped(price)
+        if problem is not None:
+            log.info("walk prices from the last trade", symbol=self.plan.symbol, problem=problem)
+        self._priced_from = usable
+        return self._capped(limit_price(self.plan.side, usable, fraction))
 
     def _final_price(self) -> Decimal | None:
         """Market, except for a capped buy: a marketable limit at its cap."""
@@ -298,7 +309,7 @@ class Walk:
         return price is not None and replaceable and whole
 
     async def _submit(self, price: Decimal | None, replaces: str | None = None) -> None:
-        step = StepOrder(self.plan.symbol, self.plan.side, self.remaining, price, replaces)
+        step = self._step(self.remaining, price, replaces)
         client_order_id = await self._record(step)
         if self.remaining != step.qty:  # a fill arrived while recording: the next step re-asks
             await self.ledger.rejected(client_order_id, NOT_SENT)
@@ -316,7 +327,7 @@ class Walk:
         if live.limit_price == price and live.qty == self.remaining + live.filled_qty:
             return  # nothing to change (Alpaca answers 403 "not changed")
         qty = self.remaining
-        step = StepOrder(self.plan.symbol, self.plan.side, qty, price, live.client_order_id)
+        step = self._step(qty, price, live.client_order_id)
         client_order_id = await self._record(step)
         if self.remaining != qty:  # a fill arrived while recording: the next step re-asks
             await self.ledger.rejected(client_order_id, NOT_SENT)
@@ -352,6 +363,12 @@ class Walk:
             await self._cancel_live()
             if self.remaining > 0:
                 await self._submit(live.limit_price, replaces=live.client_order_id)
+
+    def _step(self, qty: Decimal, price: Decimal | None, replaces: str | None) -> StepOrder:
+        plan = self.plan
+        return StepOrder(
+            plan.symbol, plan.side, qty, price, replaces, self._priced_from, self._now()
+        )
 
     async def _record(self, order: StepOrder) -> str:
         client_order_id = await self.ledger.record(order)

@@ -332,6 +332,7 @@ def _desk(
             confirm_timeout_seconds=execution.order_timeout_seconds,
             quote_max_age=QUOTE_MAX_AGE,
             deadline=deadline,
+            last_trade_band=execution.last_trade_band,
         ),
         now=services.now,
         fractionable=fractionable,
