@@ -89,6 +89,8 @@ def run_daemon(settings: Settings) -> None:
         raise AlpacaKeysRejected(f"Alpaca refused the keys ({exc.reason}): {KEYS_HELP}") from None
     except TemporaryBrokerError as exc:
         raise AlpacaUnreachable(f"Alpaca did not answer after retries: {exc}") from None
+    except BrokerError as exc:
+        raise UserError(f"Alpaca refused the daemon's start: {exc}") from None
 
 
 class Daemon:
