@@ -95,7 +95,7 @@ def main(debug: bool) -> None:
 
 @main.group()
 def db() -> None:
-    """Database schema (Alembic): upgrade, downgrade, current."""
+    """Database schema (Alembic): upgrade, downgrade, current; psql on it: shell."""
 
 
 @db.command("upgrade")
@@ -138,6 +138,24 @@ def db_current() -> None:
     url = database.database_url(load_settings_or_exit())
     revision = database.run(database.current, url)
     click.echo(revision or "(empty: no migration applied)")
+
+
+@db.command(
+    "shell", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@click.option("--demo", "of_demo", is_flag=True, help="The demo's database (alchemiser_demo).")
+@click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
+def db_shell(of_demo: bool, psql_args: tuple[str, ...]) -> None:
+    """Open psql on the ledger; PSQL_ARGS go to psql (e.g. -c "select * from book_value")."""
+    from alchemiser.dbshell import demo_url, ledger_url, run_psql
+
+    if of_demo:
+        from alchemiser.demo import DEMO_DATABASE, demo_config_path
+
+        url = demo_url(load_settings_or_exit(demo_config_path()), DEMO_DATABASE)
+    else:
+        url = ledger_url(load_settings_or_exit())
+    sys.exit(run_psql(url, psql_args))
 
 
 @main.command()
@@ -388,10 +406,12 @@ def tickers_command(paths: tuple[Path, ...], where: bool) -> None:
 
 @main.command()
 @click.argument(
-    "what", type=click.Choice(["books", "positions", "trades", "runs"]), default="books"
+    "what",
+    type=click.Choice(["books", "positions", "trades", "runs", "execution"]),
+    default="books",
 )
 @click.option("--strategy", default=None, help="Only this strategy's book.")
-@click.option("--limit", default=50, show_default=True, help="Rows for trades and runs.")
+@click.option("--limit", default=50, show_default=True, help="Rows for trades, runs, execution.")
 @click.option(
     "--format",
     "fmt",
@@ -401,7 +421,7 @@ def tickers_command(paths: tuple[Path, ...], where: bool) -> None:
     help="A table for people; JSON or CSV (exact numbers) for programs.",
 )
 def report(what: str, strategy: str | None, limit: int, fmt: str) -> None:
-    """Print the books (value, P&L), positions, recent trades or recent runs."""
+    """Print the books (value, P&L), positions, recent trades, runs or execution quality."""
     from alchemiser import db as database
     from alchemiser.books.report import UnknownBook, render_report
 

@@ -161,6 +161,42 @@ class BooksConfig(_Section):
     drift_threshold: Decimal = Field(default=Decimal("0.05"), gt=0, lt=1)
 
 
+class EmailConfig(_Section):
+    """E-mail over SMTP. The password comes from the environment only."""
+
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    # starttls (port 587), ssl (port 465), or none (a local relay).
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    from_address: str
+    to: tuple[str, ...] = Field(min_length=1)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+
+class WebhookConfig(_Section):
+    """A JSON POST; `header_value` (from the environment only) is sent as `header_name`."""
+
+    url: str = Field(pattern=r"^https?://")
+    header_name: str = "Authorization"
+    header_value: SecretStr | None = None
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class NotificationsConfig(_Section):
+    # A run's summary, and a failed or missed run, go to every channel configured here.
+    email: EmailConfig | None = None
+    webhook: WebhookConfig | None = None
+
+
+# Settings that may come only from the environment, never from the TOML file.
+ENV_ONLY_SECRETS = (
+    ("notifications", "email", "password"),
+    ("notifications", "webhook", "header_value"),
+)
+
+
 class AlpacaConfig(_Section):
     api_key: SecretStr = SecretStr("")
     secret_key: SecretStr = SecretStr("")
@@ -216,6 +252,7 @@ class Settings(BaseSettings):
     books: BooksConfig = BooksConfig()
     alpaca: AlpacaConfig = AlpacaConfig()
     marketdata: MarketDataConfig = MarketDataConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
 
     @classmethod
     def settings_customise_sources(
@@ -305,7 +342,9 @@ def _key_name(loc: tuple[Any, ...]) -> str:
 
 
 def _is_secret(loc: tuple[Any, ...]) -> bool:
-    return any(str(p) in {"api_key", "secret_key", "database_url"} for p in loc)
+    return any(
+        str(p) in {"api_key", "secret_key", "database_url", "password", "header_value"} for p in loc
+    )
 
 
 def _source_of(loc: tuple[Any, ...], toml: Mapping[str, Any], path: Path) -> str:
@@ -336,6 +375,12 @@ def _in_toml(loc: tuple[Any, ...], toml: Any) -> bool:
 
 def _cross_checks(settings: Settings, toml: Mapping[str, Any], path: Path) -> list[str]:
     problems: list[str] = []
+    problems += [
+        f"{_key_name(loc)} (file {path}): a secret; set it in the environment "
+        f"({ENV_PREFIX}{ENV_NESTED_DELIMITER.join(loc).upper()}), not in the file"
+        for loc in ENV_ONLY_SECRETS
+        if _in_toml(loc, toml)
+    ]
     seen: set[str] = set()
     for i, strategy in enumerate(settings.strategies):
         where = f"strategies[{i}]"

@@ -150,3 +150,23 @@ async def _until_filled(broker: Broker, order_id: str) -> None:
             return
         await asyncio.sleep(POLL_S)
     raise AssertionError(f"order {order_id} never filled")
+
+
+async def test_orders_sharing_a_timestamp_across_a_page_boundary_are_all_listed(
+    broker: Broker, sim: SimThread
+) -> None:
+    sim.set_clock(virtual=True)  # the clock stands still until advanced
+    for instant, count in enumerate((2, 2, 1)):  # submitted_at: T0 T0 | T1 T1 | T2
+        for i in range(count):
+            order = OrderRequest(f"page-{instant}-{i}", "SPY", "buy", Decimal(1), Decimal("1.00"))
+            await broker.submit(order)
+        sim.set_clock(advance=1.0)
+    # Pages of 3: the first ends inside T1, whose second order must not be lost.
+    listed = await broker.orders("all", datetime(2026, 11, 18, tzinfo=UTC), page=3)
+    assert sorted(o.client_order_id for o in listed) == [
+        "page-0-0",
+        "page-0-1",
+        "page-1-0",
+        "page-1-1",
+        "page-2-0",
+    ]

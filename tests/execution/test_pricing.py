@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
-from alchemiser.execution.pricing import Quote, floor_to_tick, limit_price, quote_problem
+from alchemiser.execution.pricing import (
+    Quote,
+    floor_to_tick,
+    limit_price,
+    quote_problem,
+    usable_quote,
+)
 
 NOW = datetime(2026, 11, 18, 20, 30, tzinfo=UTC)
 FRESH = timedelta(seconds=10)
@@ -59,3 +66,40 @@ def test_a_fresh_two_sided_quote_is_usable() -> None:
 def test_a_cap_is_floored_to_the_tick() -> None:
     assert floor_to_tick(Decimal("118.28850")) == Decimal("118.28")
     assert floor_to_tick(Decimal("0.512345")) == Decimal("0.5123")
+
+
+def traded(bid: str, ask: str, last: str, trade_age_s: float, quote_age_s: float = 0) -> Quote:
+    return replace(
+        q(bid, ask, quote_age_s), last=Decimal(last), last_at=NOW - timedelta(seconds=trade_age_s)
+    )
+
+
+def test_an_unusable_quote_falls_back_to_a_fresh_last_trade_within_the_band() -> None:
+    quote, problem = usable_quote(traded("0", "101.00", "100.00", 1), NOW, FRESH, Decimal("0.001"))
+    assert problem is not None and problem.startswith("one-sided")
+    assert quote is not None and (quote.bid, quote.ask) == (Decimal("99.90"), Decimal("100.10"))
+    stale, _ = usable_quote(
+        traded("100.00", "100.10", "100.05", 1, quote_age_s=60), NOW, FRESH, Decimal("0.0005")
+    )
+    assert stale is not None  # 100.05 ± 0.05, rounded outward to the tick
+    assert (stale.bid, stale.ask) == (Decimal("99.99"), Decimal("100.11"))
+
+
+@pytest.mark.parametrize(
+    ("quote", "band"),
+    [
+        (traded("0", "101.00", "100.00", 1), Decimal(0)),  # no band: wait
+        (traded("0", "101.00", "100.00", 60), Decimal("0.001")),  # the trade is stale too
+        (q("0", "101.00"), Decimal("0.001")),  # no trade at all
+    ],
+)
+def test_without_a_fresh_trade_and_a_band_an_unusable_quote_means_wait(
+    quote: Quote, band: Decimal
+) -> None:
+    usable, problem = usable_quote(quote, NOW, FRESH, band)
+    assert usable is None and problem is not None
+
+
+def test_a_usable_quote_is_used_as_it_is() -> None:
+    quote = traded("100.00", "100.02", "90.00", 1)
+    assert usable_quote(quote, NOW, FRESH, Decimal("0.01")) == (quote, None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -337,3 +337,34 @@ async def test_a_partial_fill_racing_a_replace_shrinks_the_replacement_never_ove
     result = await asyncio.wait_for(running, WAIT_S)
     assert result.outcome == "filled" and result.filled == Decimal(6)
     assert desk.position("QQQ") == Decimal(6)  # the replacement asked for 6: never 8
+
+
+async def test_a_one_sided_quote_is_priced_from_the_last_trade_within_the_band(
+    desk: Desk, sim: SimThread
+) -> None:
+    sim.set_quote("QQQ", bid="0", ask="100.40")  # no bid: the spread means nothing
+    sim.configure(auto_fill=False)
+    last = (await latest_quote(desk.data, "QQQ")).last
+    assert last is not None
+    band = Decimal("0.002")
+    config = replace(FAST, last_trade_band=band)
+    walk = desk.walk(WalkPlan("QQQ", "buy", Decimal(2), fractionable=True), config)
+    result = await walk_with_market_fill(desk, walk)
+    assert result.outcome == "filled", result
+    limits = [o for _, o in desk.ledger.recorded if o.limit_price is not None]
+    assert len(limits) == len(STEPS)
+    for order in limits:
+        assert order.quote is not None and order.quote.last == last
+        assert order.quote.bid >= last * (1 - band) - Decimal("0.01")
+        assert order.quote.ask <= last * (1 + band) + Decimal("0.01")
+        assert order.quote.bid < order.limit_price < order.quote.ask  # inside the band
+    prices = [o.limit_price for o in limits]
+    assert prices == sorted(prices, key=Decimal)  # up through the band
+    assert desk.ledger.recorded[-1][1].limit_price is None  # then the market
+
+
+async def test_without_a_band_a_one_sided_quote_sends_nothing(desk: Desk, sim: SimThread) -> None:
+    sim.set_quote("QQQ", bid="0", ask="100.40")
+    result = await desk.walk(WalkPlan("QQQ", "buy", Decimal(2), fractionable=True)).run()
+    assert result.outcome == "expired" and "no usable quote" in str(result.reason)
+    assert desk.broker_orders("QQQ") == [] and desk.ledger.recorded == []

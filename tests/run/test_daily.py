@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from datetime import datetime
 from decimal import Decimal
@@ -12,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alchemiser.books import halts
+from alchemiser.books.report import render_report
 from alchemiser.market_calendar import NEW_YORK
 from alchemiser.run.daily import GateRefused, RunReport, daily_run
 from alchemiser.run.services import open_services
@@ -56,6 +58,39 @@ async def test_a_run_trades_every_book_and_the_books_equal_the_account(
             text("SELECT status FROM runs WHERE id = :i"), {"i": report.run_id}
         )
     assert status == "completed"
+    await assert_execution_quality(engine, report)
+
+
+async def assert_execution_quality(engine: AsyncEngine, report: RunReport) -> None:
+    """One row per walk, measured from the quote its first order was priced from."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT * FROM execution_quality"))).mappings().all()
+        firsts = (
+            await conn.execute(
+                text(
+                    "SELECT DISTINCT ON (symbol, side) symbol, side, quote_bid, quote_ask,"
+                    " sent_at FROM broker_orders ORDER BY symbol, side, step"
+                )
+            )
+        ).mappings()
+        first = {(r["symbol"], r["side"]): r for r in firsts}
+    assert report.execution is not None
+    walked = {(o.order.symbol, o.order.side) for o in report.execution.buys}
+    assert {(r["symbol"], r["side"]) for r in rows} == walked
+    for row in rows:
+        quote = first[(row["symbol"], row["side"])]
+        assert quote["quote_bid"] is not None and quote["sent_at"] is not None
+        mid = (quote["quote_bid"] + quote["quote_ask"]) / 2
+        assert row["arrival_mid"] == round(mid, 6)
+        assert row["spread_bps"] == round(
+            10000 * (quote["quote_ask"] - quote["quote_bid"]) / mid, 2
+        )
+        sign = 1 if row["side"] == "buy" else -1
+        paid = 10000 * sign * (row["average_price"] - mid) / mid
+        assert abs(row["slippage_bps"] - paid) < Decimal("0.01"), row
+        assert row["last_status"] == "filled" and row["time_to_fill"] is not None
+    shown = await render_report(engine, "execution", fmt="json")
+    assert {(r["symbol"], r["side"]) for r in json.loads(shown)} == walked
 
 
 async def test_a_second_run_the_same_day_sends_nothing(

@@ -19,8 +19,8 @@ from typing import Any, Literal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-ReportName = Literal["books", "positions", "trades", "runs"]
-REPORT_NAMES: tuple[ReportName, ...] = ("books", "positions", "trades", "runs")
+ReportName = Literal["books", "positions", "trades", "runs", "execution"]
+REPORT_NAMES: tuple[ReportName, ...] = ("books", "positions", "trades", "runs", "execution")
 ReportFormat = Literal["table", "json", "csv"]
 REPORT_FORMATS: tuple[ReportFormat, ...] = ("table", "json", "csv")
 DEFAULT_LIMIT = 50
@@ -77,6 +77,13 @@ _QUERIES: dict[ReportName, str] = {
                reconciled, error
         FROM run_summary
         ORDER BY trading_day DESC, kind
+        LIMIT :limit""",
+    # Each walk-the-book: slippage against the first quote's mid, spread, time to fill.
+    "execution": """
+        SELECT trading_day, run_id, symbol, side, orders, last_status, filled_quantity,
+               average_price, arrival_mid, spread_bps, slippage_bps, time_to_fill
+        FROM execution_quality
+        ORDER BY trading_day DESC NULLS LAST, run_id DESC, side DESC, symbol
         LIMIT :limit""",
 }
 

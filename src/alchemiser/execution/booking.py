@@ -118,6 +118,9 @@ class Booker:
             )
             self._writer.post(_Booking(report, fills=True))  # with the order's status
             self._booked[event.order.client_order_id] = self._seen(event.order)
+            log.info(
+                "fill received", symbol=report.symbol, qty=str(event.qty), price=str(event.price)
+            )
         await self.progress(event.order, from_stream=True)  # what the event did not book
 
     async def catch_up(self, broker: Broker, since: datetime) -> int:

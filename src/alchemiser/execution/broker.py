@@ -19,7 +19,7 @@ import random
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal, cast
 
@@ -59,6 +59,7 @@ CLIENTS = 4  # concurrent REST calls; Alpaca's rate limit, not this, bounds thro
 BACKOFF_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 8.0
 ORDERS_PAGE = 500  # Alpaca's maximum `limit` for GET /v2/orders
+ONE_MICROSECOND = timedelta(microseconds=1)
 ACTIVITIES_PAGE = 100  # and `page_size` for GET /v2/account/activities
 OPEN_STATUSES = frozenset(
     {
@@ -251,22 +252,31 @@ class Broker:
             return None
 
     async def orders(
-        self, status: Literal["open", "closed", "all"], after: datetime
+        self, status: Literal["open", "closed", "all"], after: datetime, *, page: int = ORDERS_PAGE
     ) -> list[OrderSnapshot]:
-        """Every order of `status` submitted after `after`, oldest first, across pages."""
+        """Every order of `status` submitted after `after`, oldest first, across pages.
+
+        Alpaca pages by time (`after` is exclusive), and orders sent together share a
+        `submitted_at`: each next page starts a microsecond before the last one seen,
+        and repeats are dropped by order id, so an order on a page boundary is not lost.
+        """
         found: dict[str, OrderSnapshot] = {}
         since = after
         what = f"list {status} orders"
         while True:
             request = GetOrdersRequest(
-                status=QueryOrderStatus(status), after=since, limit=ORDERS_PAGE, direction="asc"
+                status=QueryOrderStatus(status), after=since, limit=page, direction="asc"
             )
             rows = await self._call(functools.partial(_get_orders, request=request), what)
-            for row in rows:
+            new = [row for row in rows if str(row["id"]) not in found]
+            for row in new:
                 found[str(row["id"])] = OrderSnapshot.from_wire(row)
-            if len(rows) < ORDERS_PAGE:
+            if len(rows) < page:
                 return list(found.values())
-            since = datetime.fromisoformat(str(rows[-1]["submitted_at"]).replace("Z", "+00:00"))
+            if not new:  # a whole page submitted in one microsecond: cannot page past it
+                raise TemporaryBrokerError(what, f"more than {page} orders share one timestamp")
+            last = datetime.fromisoformat(str(rows[-1]["submitted_at"]).replace("Z", "+00:00"))
+            since = last - ONE_MICROSECOND
 
     async def activities(
         self, types: tuple[str, ...], after: datetime | None = None

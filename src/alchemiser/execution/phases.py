@@ -72,12 +72,14 @@ async def execute(desk: Desk, run_id: int) -> Execution:
     link = LedgerLink(desk.booker, run_id, desk.fractionable)
     crosses = await _book_crosses(desk, run_id)
     work = await _remaining(desk, run_id)
+    log.info("phase started", phase="sells", orders=len(work.sells))
     sells = await _walk_all(desk, link, run_id, work.sells)
     await desk.booker.flush()
     work = await _remaining(desk, run_id)
     if work.sells or work.crosses:
         # A sell that ended unfilled has closed its intents; anything left is a bug.
         raise RuntimeError(f"run {run_id}: sells remain after phase 1: {work.sells}")
+    log.info("phase started", phase="buys", orders=len(work.buys))
     buys = await _walk_all(desk, link, run_id, work.buys)
     await desk.booker.flush()
     return Execution(crosses, sells, buys)
@@ -140,6 +142,7 @@ async def _walk_one(desk: Desk, link: LedgerLink, run_id: int, order: NetOrder) 
         side=order.side,
         outcome=result.outcome,
         filled=str(result.filled),
+        reference=str(order.reference_price),
         reason=result.reason,
     )
     closure = CLOSURE.get(result.outcome)

@@ -6,6 +6,12 @@ never received (the process died between recording and sending) is marked
 rejected; one still working is cancelled and its final progress booked, so the
 run's remaining work is computed from what really filled. An order that will not
 settle is reported, and the run does not trade.
+
+Working orders are cancelled rather than adopted by the new walks: the run's
+reconciliation gate compares the books with the account next, and an order left
+working can fill between the two reads and fail the gate for nothing. Nothing is
+lost by it: the walk that resumes re-quotes and replaces at its next step anyway
+(a replace loses the queue place too), so a cancelled order costs one round trip.
 """
 
 from __future__ import annotations

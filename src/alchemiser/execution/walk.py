@@ -321,6 +321,7 @@ class Walk:
             await self.ledger.rejected(client_order_id, exc.reason)
             raise
         self.live = sent.id
+        log.info("order sent", symbol=step.symbol, qty=str(step.qty), limit=str(price))
         await self._observe(sent)
 
     async def _replace(self, live: OrderSnapshot, price: Decimal) -> None:
@@ -339,6 +340,7 @@ class Walk:
             await self._refresh(live.id)  # filled or pending meanwhile: the next step sees it
             return
         await self._observe(new)
+        log.info("order replaced", symbol=step.symbol, qty=str(qty), limit=str(price))
         await self._confirm(live.id)
         old = self._seen.orders[live.id]
         if old.status == "replaced":

@@ -108,8 +108,13 @@ async def daily_run(
         for sid in set(halted) & set(report.outcomes):  # `alchemiser halt SID`: the book holds
             report.outcomes[sid] = Outcome(error=f"halted ({halted[sid] or 'alchemiser halt'})")
         report.timings["evaluated"] = time.monotonic() - started
+        log.info(
+            "strategies evaluated",
+            outcomes={s: o.error or o.weights for s, o in report.outcomes.items()},
+        )
         fractionable = await _plan(settings, services, report, data, parsed)
         report.timings["planned"] = time.monotonic() - started
+        log.info("plan saved", intents=len(report.intents))
         await _check_run_size(settings, services, report)
         if dry_run:
             report.status = "planned (dry run)"
