@@ -19,9 +19,10 @@ from alchemiser.errors import AlpacaKeysRejected, UserError
 from alchemiser.market_calendar import NEW_YORK
 from alchemiser.run.daily import daily_run
 from alchemiser.run.services import open_services
-from alchemiser.settings import DaemonConfig, Settings
+from alchemiser.settings import DaemonConfig, NotificationsConfig, Settings, WebhookConfig
 from alchemiser.sim import SimThread
 from tests.daemon.test_daemon import free_port
+from tests.notify.test_notify import Hook
 from tests.run.conftest import settings_for
 from tests.run.test_crash import orders
 from tests.sim.conftest import WAIT_S
@@ -32,9 +33,18 @@ IN_THE_WINDOW = datetime(2026, 11, 18, 15, 31, tzinfo=NEW_YORK)
 A_SECOND_BEFORE_THE_REFRESH = datetime(2026, 11, 19, 3, 59, 59, tzinfo=NEW_YORK)
 
 
-def daemon_settings(sim: SimThread, db_url: str) -> Settings:
+def daemon_settings(sim: SimThread, db_url: str, hook_port: int | None = None) -> Settings:
+    notifications = NotificationsConfig(
+        webhook=WebhookConfig(url=f"http://127.0.0.1:{hook_port}/hooks/abc123")
+        if hook_port
+        else None
+    )
     return settings_for(
-        sim, db_url, daemon=DaemonConfig(check_seconds=0.2), health_port=free_port()
+        sim,
+        db_url,
+        daemon=DaemonConfig(check_seconds=0.2),
+        health_port=free_port(),
+        notifications=notifications,
     )
 
 
@@ -61,10 +71,11 @@ async def until(done: Callable[[], bool]) -> None:
 
 
 async def test_a_start_after_the_window_records_a_missed_run_and_trades_nothing(
-    sim: SimThread, db_url: str, engine: AsyncEngine
+    sim: SimThread, db_url: str, engine: AsyncEngine, webhook: tuple[Hook, int]
 ) -> None:
+    hook, port = webhook
     sim.set_clock(now=AFTER_THE_CLOSE)
-    async with serving(daemon_settings(sim, db_url), engine) as daemon:
+    async with serving(daemon_settings(sim, db_url, port), engine) as daemon:
         await until(lambda: DAY in daemon.days)
         assert daemon.days[DAY] == "missed"
         status = await status_body(daemon)
@@ -76,13 +87,15 @@ async def test_a_start_after_the_window_records_a_missed_run_and_trades_nothing(
     async with engine.connect() as conn:
         rows = (await conn.execute(text("SELECT trading_day, status FROM runs"))).all()
     assert rows == [(DAY, "failed")]
+    assert [(p["kind"], p["detail"]) for p in hook.posts] == [("problem", MISSED)]
 
 
 async def test_a_second_trigger_the_same_day_trades_nothing(
-    sim: SimThread, db_url: str, engine: AsyncEngine
+    sim: SimThread, db_url: str, engine: AsyncEngine, webhook: tuple[Hook, int]
 ) -> None:
+    hook, port = webhook
     sim.set_clock(now=IN_THE_WINDOW)
-    settings = daemon_settings(sim, db_url)
+    settings = daemon_settings(sim, db_url, port)
     async with open_services(settings, engine) as services:
         assert (await daily_run(settings, services)).status == "completed"
     sent = orders(sim)
@@ -91,6 +104,8 @@ async def test_a_second_trigger_the_same_day_trades_nothing(
         await until(lambda: DAY in daemon.days and daemon.days[DAY] != "running")
         assert daemon.days[DAY] == "already completed"
     assert orders(sim) == sent
+    # The daemon's trigger (not the daily_run above) sent the run's summary.
+    assert [(p["kind"], p["status"]) for p in hook.posts] == [("run", "already completed")]
 
 
 def test_a_busy_health_port_is_one_clear_error(sim: SimThread, db_url: str) -> None:

@@ -57,7 +57,8 @@ from alchemiser.logging import get_logger
 from alchemiser.market_calendar import NEW_YORK, Session
 from alchemiser.marketdata.commands import require_keys
 from alchemiser.marketdata.refresh import refresh_bars
-from alchemiser.run.daily import DAILY, GateRefused, RunReport, check_books, daily_run
+from alchemiser.notify import notify_problem, notify_run
+from alchemiser.run.daily import DAILY, GateRefused, check_books, daily_run
 from alchemiser.run.evaluation import parse_all
 from alchemiser.run.services import Services, open_services
 from alchemiser.settings import Settings
@@ -284,7 +285,7 @@ class Daemon:
         except GateRefused as exc:
             self.days[day] = "refused"
             log.error("daily run refused", trading_day=str(day), reason=str(exc))
-            await _problem(self.settings, f"the daily run of {day} traded nothing", str(exc))
+            await notify_problem(self.settings, f"the daily run of {day} traded nothing", str(exc))
             return
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
@@ -294,13 +295,13 @@ class Daemon:
             else:
                 self.days[day] = "failed"
             log.exception("daily run failed", trading_day=str(day), attempt=self.attempts[day])
-            await _problem(self.settings, f"the daily run of {day} failed", reason)
+            await notify_problem(self.settings, f"the daily run of {day} failed", reason)
             return
         self.days[day] = report.status
         if report.reconciliation is not None:
             self._note_reconciled(report.reconciliation)
         log.info("daily run ended", trading_day=str(day), status=report.status)
-        await _after_run(self.settings, report)
+        await notify_run(self.settings, report)  # never raises
         del report
         _give_back_memory()
 
@@ -318,7 +319,7 @@ class Daemon:
         self.days[day] = "missed"
         if recorded:
             log.error("daily run missed", trading_day=str(day))
-            await _problem(self.settings, f"the daily run of {day} was missed", MISSED)
+            await notify_problem(self.settings, f"the daily run of {day} was missed", MISSED)
 
     async def _record_interrupted(self, day: date) -> None:
         async def write(conn: AsyncConnection) -> None:
@@ -377,11 +378,3 @@ def _give_back_memory() -> None:
     gc.collect()
     with suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-async def _after_run(settings: Settings, report: RunReport) -> None:
-    """The one call point after each run: notifications go here (never raise)."""
-
-
-async def _problem(settings: Settings, subject: str, detail: str) -> None:
-    """The one call point for a failed, refused or missed run: notifications go here."""
