@@ -160,7 +160,7 @@ def db_shell(of_demo: bool, psql_args: tuple[str, ...]) -> None:
 
 @main.command()
 def demo() -> None:
-    """Run the main job on embedded defaults: embedded Postgres, the simulator, examples."""
+    """Two trading days of the daily run on the simulator, embedded Postgres and the examples."""
     from alchemiser.demo import demo_config_path, run_demo
 
     run_demo(load_settings_or_exit(demo_config_path()))

@@ -267,11 +267,11 @@ async def _webhook(config: WebhookConfig, payload: dict[str, Any]) -> None:
     timeout = aiohttp.ClientTimeout(total=config.timeout_seconds)
     async with (
         aiohttp.ClientSession(timeout=timeout) as session,
-        session.post(config.url, json=payload, headers=headers) as response,
+        session.post(config.url.get_secret_value(), json=payload, headers=headers) as response,
     ):
         if response.status >= 300:
             # Only the host: a webhook's path often is its secret (Slack, Discord).
-            host = urlsplit(config.url).netloc
+            host = urlsplit(config.url.get_secret_value()).netloc
             raise RuntimeError(f"{host} answered HTTP {response.status}")
 
 
@@ -283,7 +283,7 @@ def _secrets(settings: Settings) -> list[str]:
     if config.webhook is not None:
         if config.webhook.header_value is not None:
             found.append(config.webhook.header_value.get_secret_value())
-        path = urlsplit(config.webhook.url)
+        path = urlsplit(config.webhook.url.get_secret_value())
         found += [p for p in (path.path, path.query) if len(p) > 1]
     return [s for s in found if s]
 

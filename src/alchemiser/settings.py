@@ -178,10 +178,18 @@ class EmailConfig(_Section):
 class WebhookConfig(_Section):
     """A JSON POST; `header_value` (from the environment only) is sent as `header_name`."""
 
-    url: str = Field(pattern=r"^https?://")
+    # A secret: Slack's and Discord's webhooks carry their token in the path.
+    url: SecretStr
     header_name: str = "Authorization"
     header_value: SecretStr | None = None
     timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
 
 
 class NotificationsConfig(_Section):

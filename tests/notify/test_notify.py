@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -20,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog.testing import capture_logs
+from structlog.typing import EventDict
 
 from alchemiser.books import ledger
 from alchemiser.books.planner import Intent
@@ -46,6 +49,18 @@ PASSWORD = "smtp-pass-do-not-log"
 HOOK_SECRET = "Bearer hook-secret-do-not-log"
 DAY_ONE, DAY_TWO = date(2026, 11, 27), date(2026, 11, 30)
 BROKEN = '(defsymphony "broken" {}\n  (weight-equal [(asset "SPY")\n'
+
+
+@pytest.fixture
+def logs() -> Iterator[list[EventDict]]:
+    """Every event at any level (another test may have left logging at `warning`)."""
+    before = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        with capture_logs() as captured:
+            yield captured
+    finally:
+        structlog.configure(**before)
 
 
 @dataclass
@@ -123,7 +138,7 @@ def notifying(db_url: str, smtp_port: int, hook_port: int) -> Settings:
         timeout_seconds=5,
     )
     hook = WebhookConfig(
-        url=f"http://127.0.0.1:{hook_port}/hooks/abc123",
+        url=SecretStr(f"http://127.0.0.1:{hook_port}/hooks/abc123"),
         header_value=SecretStr(HOOK_SECRET),
         timeout_seconds=5,
     )
@@ -169,16 +184,15 @@ async def test_the_run_summary_reaches_the_mailbox_and_the_webhook(
     smtp: tuple[Mailbox, int],
     webhook: tuple[Hook, int],
     tmp_path: Path,
+    logs: list[EventDict],
 ) -> None:
     report = await two_days(engine, tmp_path)
     (box, smtp_port), (hook, hook_port) = smtp, webhook
-    with capture_logs() as logs:
-        await notify_run(notifying(db_url, smtp_port, hook_port), report)
+    await notify_run(notifying(db_url, smtp_port, hook_port), report)
 
     error = report.outcomes["broken"].error
-    assert error and error.startswith(
-        f"{tmp_path / 'broken.clj'}:2:17: "
-    )  # file:line:column from the parser
+    # The failing strategy's file:line:column, from the parser.
+    assert error and error.startswith(f"{tmp_path / 'broken.clj'}:2:17: ")
     [mail] = box.messages
     assert box.logins == [("trader", PASSWORD)]
     assert mail["To"] == "trader@example.org, partner@example.org"
@@ -238,14 +252,14 @@ async def test_a_dead_channel_is_logged_and_the_other_still_delivers_without_sec
     smtp: tuple[Mailbox, int],
     webhook: tuple[Hook, int],
     tmp_path: Path,
+    logs: list[EventDict],
 ) -> None:
     report = await two_days(engine, tmp_path)
     (box, smtp_port), (hook, hook_port) = smtp, webhook
     dead_mail = notifying(db_url, closed_port(), hook_port)
     dead_hook = notifying(db_url, smtp_port, closed_port())
-    with capture_logs() as logs:
-        await notify_run(dead_mail, report)  # never raises
-        await notify_problem(dead_hook, "run missed", "the run window passed at 16:00")
+    await notify_run(dead_mail, report)  # never raises
+    await notify_problem(dead_hook, "run missed", "the run window passed at 16:00")
     assert len(hook.posts) == 1 and hook.posts[0]["books"] is not None
     [mail] = box.messages
     assert mail["Subject"] == "alchemiser: run missed"
@@ -263,6 +277,7 @@ async def test_a_wrong_password_is_reported_without_the_password(
     db_url: str,
     smtp: tuple[Mailbox, int],
     tmp_path: Path,
+    logs: list[EventDict],
 ) -> None:
     box, port = smtp
     settings = notifying(db_url, port, closed_port())
@@ -274,17 +289,15 @@ async def test_a_wrong_password_is_reported_without_the_password(
     settings = settings.model_copy(
         update={"notifications": NotificationsConfig(email=wrong, webhook=None)}
     )
-    with capture_logs() as logs:
-        await notify_problem(settings, "run failed", "the gate refused")
+    await notify_problem(settings, "run failed", "the gate refused")
     assert box.messages == [] and box.logins == [("trader", "wrong-pass-secret")]
     [failed] = [e for e in logs if e["event"] == "notification failed"]
     assert failed["channel"] == "email" and failed["error"].startswith("SMTP")
     assert "wrong-pass-secret" not in json.dumps(logs, default=str)
 
 
-async def test_without_channels_nothing_is_read_or_sent() -> None:
+async def test_without_channels_nothing_is_read_or_sent(logs: list[EventDict]) -> None:
     unreachable = Settings(database_url=SecretStr(f"postgresql://u:p@127.0.0.1:{closed_port()}/x"))
-    with capture_logs() as logs:
-        await notify_run(unreachable, RunReport(DAY_TWO, run_id=1, status="completed"))
-        await notify_problem(unreachable, "run missed", "after the window")
+    await notify_run(unreachable, RunReport(DAY_TWO, run_id=1, status="completed"))
+    await notify_problem(unreachable, "run missed", "after the window")
     assert logs == []

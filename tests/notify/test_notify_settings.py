@@ -37,6 +37,9 @@ def test_channels_come_from_the_file_and_secrets_from_the_environment(
     assert "pw-from-env" not in repr(notifications)
     assert notifications.webhook.header_value is not None
     assert notifications.webhook.header_value.get_secret_value() == "Bearer t"
+    # The webhook's URL carries its token (Slack, Discord): never shown either.
+    assert "T000/B000" not in repr(notifications)
+    assert notifications.webhook.url.get_secret_value() == "https://hooks.example.org/T000/B000"
 
 
 def test_a_password_in_the_file_is_refused_without_being_shown(tmp_path: Path) -> None:
