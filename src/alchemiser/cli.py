@@ -177,6 +177,14 @@ def trade_now(dry_run: bool) -> None:
     click.echo("\n".join(summary(report)))
 
 
+@main.command("run")
+def run_command() -> None:
+    """The daemon: the daily run on the broker's schedule, health and metrics, until stopped."""
+    from alchemiser.daemon.app import run_daemon
+
+    run_daemon(load_settings_or_exit())
+
+
 @main.command("halt")
 @click.argument("strategy", required=False)
 @click.option("--reason", default=None, help="Kept with the halt and shown by the gate.")

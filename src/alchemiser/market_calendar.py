@@ -135,10 +135,13 @@ def latest_trading_day(day: date) -> date:
     return day if is_trading_day(day) else previous_trading_day(day)
 
 
-def daily_run_at(day: date, run_time: time, minutes_before_close: int) -> datetime:
+def daily_run_at(
+    day: date, run_time: time, minutes_before_close: int, close: datetime | None = None
+) -> datetime:
     """When the daily run starts on trading day `day`: `run_time` ET, or
-    `minutes_before_close` before the close if that is earlier (early-close days)."""
-    close = session_close(day)
+    `minutes_before_close` before the close if that is earlier (early-close days).
+    `close`: the session's close as the broker's calendar has it (default: ours)."""
+    close = close or session_close(day)
     if close is None:
         raise ValueError(f"{day} is not a trading day")
     usual = datetime.combine(day, run_time, NEW_YORK)

@@ -80,6 +80,22 @@ class ScheduleConfig(_Section):
     minutes_before_close: int = Field(default=30, ge=1, le=390)
 
 
+class DaemonConfig(_Section):
+    """`alchemiser run`: its health server and how it stops and keeps time."""
+
+    # 0.0.0.0 only inside a container whose port is published to 127.0.0.1.
+    health_host: str = "127.0.0.1"
+    # On SIGTERM/SIGINT working walks get this long (no new order) before their
+    # orders are cancelled and the run is recorded as interrupted.
+    grace_seconds: float = Field(default=30.0, ge=0)
+    # How often the broker's clock and calendar are read (the schedule follows them).
+    check_seconds: float = Field(default=30.0, gt=0)
+    # Overnight bar refresh, ET (after the previous session's bars are final).
+    bars_refresh_time: time = time(4, 0)
+    # /readyz turns red when the books were last reconciled longer ago than this.
+    reconcile_max_age_seconds: float = Field(default=3600.0, gt=0)
+
+
 class ExecutionConfig(_Section):
     # Fractions of the spread from the near side for successive limit steps.
     step_fractions: tuple[Decimal, ...] = (Decimal("0.75"), Decimal("0.85"), Decimal("0.95"))
@@ -245,6 +261,7 @@ class Settings(BaseSettings):
     health_port: int = Field(default=8080, ge=0, le=65535)
     strategies: tuple[StrategyConfig, ...] = ()
     schedule: ScheduleConfig = ScheduleConfig()
+    daemon: DaemonConfig = DaemonConfig()
     execution: ExecutionConfig = ExecutionConfig()
     risk: RiskConfig = RiskConfig()
     books: BooksConfig = BooksConfig()

@@ -10,6 +10,7 @@ same fill reported three ways is booked once.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -60,6 +61,10 @@ class Booker:
         # When a REST read (not the stream) last found fills: a stream that stays
         # quiet after it is silent (half-open), and is reconnected.
         self.rest_filled_at: float | None = None
+        # Cleared by a stopping daemon: a walk that would send a new order waits here
+        # (its intents stay open for the resumed run) until the daemon cancels it.
+        self.accepting_orders = asyncio.Event()
+        self.accepting_orders.set()
 
     async def progress(self, order: OrderSnapshot, *, from_stream: bool = False) -> bool:
         """Book an order's progress when it filled more or reached a final status.
@@ -161,6 +166,7 @@ class LedgerLink:
         )
 
     async def record(self, order: StepOrder) -> str:
+        await self.booker.accepting_orders.wait()
         record = await self._records.submit(order)
         self._next[(order.symbol, order.side)] = record.step + 1
         return record.client_order_id

@@ -19,13 +19,14 @@ import random
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal, cast
 
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
 from alpaca.trading.requests import (
+    GetCalendarRequest,
     GetOrdersRequest,
     LimitOrderRequest,
     MarketOrderRequest,
@@ -42,6 +43,7 @@ from alchemiser.execution.errors import (
 )
 from alchemiser.execution.ratelimit import SlidingWindowLimiter
 from alchemiser.logging import get_logger
+from alchemiser.market_calendar import NEW_YORK, Session
 from alchemiser.settings import AlpacaConfig, ExecutionConfig
 
 log = get_logger(__name__)
@@ -212,6 +214,12 @@ class Broker:
     async def clock(self) -> dict[str, Any]:
         return cast(dict[str, Any], await self._call(lambda c: c.get_clock(), "read the clock"))
 
+    async def calendar(self, start: date, end: date) -> list[Session]:
+        """The broker's trading sessions from `start` to `end` (its early closes included)."""
+        request = GetCalendarRequest(start=start, end=end)
+        rows = await self._call(lambda c: c.get_calendar(request), "read the calendar")
+        return [_session(row) for row in rows]
+
     async def asset(self, symbol: str) -> dict[str, Any]:
         return cast(
             dict[str, Any], await self._call(lambda c: c.get_asset(symbol), f"read asset {symbol}")
@@ -363,6 +371,16 @@ class Broker:
         """Capped exponential backoff with full jitter, so retries of many walks spread out."""
         ceiling = min(self.backoff * 2 ** (attempt - 1), BACKOFF_MAX_SECONDS)
         return float(ceiling / 2 + self._random.uniform(0, ceiling / 2))
+
+
+def _session(row: Mapping[str, Any]) -> Session:
+    """A calendar row: a date and the open and close as ET wall times ("09:30")."""
+    day = date.fromisoformat(str(row["date"]))
+
+    def at(hhmm: object) -> datetime:
+        return datetime.combine(day, time.fromisoformat(str(hhmm)), NEW_YORK)
+
+    return Session(day, at(row["open"]), at(row["close"]))
 
 
 def _get_orders(client: TradingClient, request: GetOrdersRequest) -> object:

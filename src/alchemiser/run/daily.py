@@ -136,6 +136,14 @@ async def daily_run(
     return report
 
 
+async def check_books(settings: Settings, services: Services) -> ReconcileResult:
+    """The gate's reconciliation without a run (the daemon's start-up and health checks)."""
+    await _adopt_account(services)
+    await services.booker.catch_up(services.broker, services.start_of_day())
+    await _book_activities(services)
+    return await _reconcile(services, settings, None)
+
+
 # --- the gate ------------------------------------------------------------------------------
 
 
