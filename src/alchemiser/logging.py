@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -98,13 +99,11 @@ def configure_logging(
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=_ConsoleLoggerFactory(console)
-        if console
-        else structlog.PrintLoggerFactory(file=stream),
+        logger_factory=_ConsoleLoggerFactory(console) if console else _LineLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
     # Libraries (alembic, alpaca-py, apscheduler) log through stdlib: same format, same masking.
-    handler = _ConsoleHandler(console) if console else logging.StreamHandler(stream)
+    handler = _ConsoleHandler(console) if console else _line_handler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
@@ -123,6 +122,38 @@ def configure_logging(
 def _market_time(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     event_dict["timestamp"] = datetime.now(MARKET_TIME).strftime("%Y-%m-%d %H:%M:%S %Z")
     return event_dict
+
+
+# Our lines and the libraries' (alpaca-py logs from its own threads) share one stream:
+# each line is written whole, in one write, under one lock, or two lines can run into
+# one (`print` writes the message and its newline separately).
+_LINE_LOCK = threading.RLock()
+
+
+class _LineLogger:
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def msg(self, message: str) -> None:
+        with _LINE_LOCK:
+            self.stream.write(message + "\n")
+            self.stream.flush()
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+class _LineLoggerFactory:
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def __call__(self, *_: Any) -> _LineLogger:
+        return _LineLogger(self.stream)
+
+
+def _line_handler(stream: TextIO) -> logging.Handler:
+    handler = logging.StreamHandler(stream)
+    handler.lock = _LINE_LOCK  # StreamHandler writes message + newline in one write
+    return handler
 
 
 class _ConsoleLogger:

@@ -6,6 +6,8 @@ import asyncio
 import io
 import json
 import logging
+import threading
+import time
 
 import pytest
 
@@ -16,6 +18,8 @@ from alchemiser.logging import (
     get_logger,
     register_secrets,
 )
+
+LINES = 2000
 
 
 class FakeTerminal(io.StringIO):
@@ -136,3 +140,31 @@ def test_routine_library_lines_are_quiet_unless_debugging() -> None:
     configure_logging("debug", "auto", stream=stream)
     logging.getLogger("alembic.runtime.plugins").info("setup plugin x")
     assert "setup plugin x" in stream.getvalue()
+
+
+class SlowStream(io.StringIO):
+    """A stream whose writes let other threads run, as a pipe's or a terminal's do."""
+
+    def write(self, text: str) -> int:
+        time.sleep(0)
+        return super().write(text)
+
+
+def test_lines_from_two_threads_never_run_into_each_other() -> None:
+    """Our lines (structlog) and a library's (stdlib, e.g. alpaca-py's stream thread) share
+    one stream: each line must be written whole, or a JSON reader sees two on one line."""
+    stream = SlowStream()
+    configure_logging("info", "json", stream=stream)
+
+    def library() -> None:
+        for i in range(LINES):
+            logging.getLogger("alpaca.trading.stream").info("library line %d", i)
+
+    thread = threading.Thread(target=library)
+    thread.start()
+    for i in range(LINES):
+        get_logger("ours").info("our line", n=i)
+    thread.join()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 * LINES
+    assert all(json.loads(line)["event"] for line in lines)
