@@ -5,6 +5,9 @@ Every walk-the-book step records the quote it priced from (`quote_bid`,
 `execution_quality` has one row per walk (run, symbol, side): the arrival mid (the
 first step's quote), the spread there, the average fill price, the slippage in
 basis points against that mid (positive: paid, buy or sell) and the time to fill.
+`last_status` is that of the last order the broker acknowledged (a step recorded but
+never sent is left out). A step priced from the last trade (no usable quote) records
+the band around that trade as its bid and ask.
 
 Revision ID: 0012_execution_quality
 Revises: 0011_execution
@@ -36,7 +39,8 @@ WITH walks AS (
                AS arrival_bid,
            (array_agg(o.quote_ask ORDER BY o.step) FILTER (WHERE o.quote_ask IS NOT NULL))[1]
                AS arrival_ask,
-           (array_agg(o.status ORDER BY o.step DESC))[1] AS last_status
+           (array_agg(o.status ORDER BY o.step DESC)
+               FILTER (WHERE o.alpaca_order_id IS NOT NULL))[1] AS last_status
     FROM broker_orders o
     LEFT JOIN (
         SELECT broker_order_id, max(executed_at) AS last_fill_at

@@ -13,9 +13,9 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alchemiser.books import halts, ledger
-from alchemiser.books.group_commit import GroupCommit
+from alchemiser.books.group_commit import GroupCommit, PostedWriteFailed
 from alchemiser.books.planner import Intent
-from alchemiser.execution.booking import Booker, LedgerLink
+from alchemiser.execution.booking import Booker, LedgerLink, _progress_of
 from alchemiser.execution.broker import OrderSnapshot
 from alchemiser.execution.errors import KillSwitch
 from alchemiser.execution.pricing import Quote
@@ -141,6 +141,22 @@ async def test_fills_and_statuses_reported_at_once_are_booked_once_statuses_only
     assert booked == Decimal("1.5")
 
 
+async def test_a_final_status_with_more_filled_than_booked_books_the_fill_too(
+    engine: AsyncEngine,
+) -> None:
+    """A status-only report must never make an order final without its fills (say the
+    fill's own booking failed): the ledger's filled quantity decides, not the cache."""
+    link = LedgerLink(Booker(engine), await a_run(engine), TICKERS)
+    cid = await link.record(step("T00"))
+    filled = snapshot(cid, "filled", "1", "10.00")
+    async with engine.begin() as conn:
+        await ledger.advance_orders(conn, [_progress_of(filled)])
+    async with engine.connect() as conn:
+        row = (await conn.execute(text("SELECT status, filled_quantity FROM broker_orders"))).one()
+        booked = await conn.scalar(text("SELECT sum(quantity) FROM book_fills"))
+    assert row == ("filled", Decimal(1)) and booked == Decimal(1)
+
+
 class Numbers:
     """A tiny table written through a group commit; writing 13 fails."""
 
@@ -193,6 +209,10 @@ async def test_posted_writes_are_waited_for_by_flush_and_a_failure_is_reported(
 ) -> None:
     for n in (1, 13, 2):
         numbers.writer.post(n)
-    await numbers.writer.flush()
+    with pytest.raises(PostedWriteFailed, match="1 numbers write"):
+        await numbers.writer.flush()  # whoever reads next must know a write is missing
     assert await stored(engine) == [1, 2]
     assert numbers.failed == [13]
+    numbers.writer.post(3)
+    await numbers.writer.flush()  # reported once
+    assert await stored(engine) == [1, 2, 3]

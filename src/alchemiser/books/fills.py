@@ -188,15 +188,24 @@ async def advance_orders(conn: AsyncConnection, reports: Sequence[OrderProgress]
     """
     ids = sorted({r.client_order_id for r in reports})
     rows = await conn.execute(
-        select(BrokerOrder.id, BrokerOrder.client_order_id, BrokerOrder.status)
+        select(
+            BrokerOrder.id,
+            BrokerOrder.client_order_id,
+            BrokerOrder.status,
+            BrokerOrder.filled_quantity,
+        )
         .where(BrokerOrder.client_order_id.in_(ids))
         .order_by(BrokerOrder.id)
         .with_for_update()
     )
-    known = {r.client_order_id: (r.id, r.status) for r in rows}
+    rows_by_id = {r.client_order_id: r for r in rows}
+    known = {cid: (r.id, r.status) for cid, r in rows_by_id.items()}
     changed: dict[int, dict[str, Any]] = {}
     for report in reports:
-        if report.client_order_id not in known:
+        row = rows_by_id.get(report.client_order_id)
+        # Not recorded, or the ledger has less filled than the report says (a fill whose
+        # booking failed): the full path, so no order is ever final without its fills.
+        if row is None or report.filled_quantity > row.filled_quantity:
             await book_order_progress(conn, report)
             continue
         row_id, status = known[report.client_order_id]

@@ -29,6 +29,10 @@ R = TypeVar("R")
 WriteMany = Callable[[AsyncConnection, Sequence[T]], Awaitable[Sequence[R]]]
 
 
+class PostedWriteFailed(Exception):
+    """A write nobody waited on failed: what was read after it would be incomplete."""
+
+
 class GroupCommit(Generic[T, R]):
     """`await submit(item)` → `write_many(conn, [..., item, ...])[i]`, committed."""
 
@@ -38,12 +42,13 @@ class GroupCommit(Generic[T, R]):
         write_many: WriteMany[T, R],
         name: str,
         *,
-        on_failure: Callable[[T, Exception], None] | None = None,
+        on_failure: Callable[[T, BaseException], None] | None = None,
     ) -> None:
         self.engine = engine
         self._write_many = write_many
         self._name = name
         self._on_failure = on_failure
+        self._failures = 0  # posted writes that failed since the last flush
         self._pending: list[tuple[T, asyncio.Future[R] | None]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -57,8 +62,17 @@ class GroupCommit(Generic[T, R]):
         self._add(item, None)
 
     async def flush(self) -> None:
+        """Wait until every posted write is done; raise if any failed since the last flush."""
         while self._writer is not None:
             await asyncio.shield(self._writer)
+        failures, self._failures = self._failures, 0
+        if failures:
+            raise PostedWriteFailed(f"{failures} {self._name} write(s) failed (logged above)")
+
+    def _failed(self, item: T, exc: BaseException) -> None:
+        self._failures += 1
+        if self._on_failure is not None:
+            self._on_failure(item, exc)
 
     def _add(self, item: T, future: asyncio.Future[R] | None) -> None:
         self._pending.append((item, future))
@@ -71,9 +85,11 @@ class GroupCommit(Generic[T, R]):
             while self._pending:
                 batch, self._pending = self._pending, []
                 await self._write(batch)
-        except BaseException:  # cancelled (shut down): no caller may wait forever
-            for _, future in batch + self._pending:
-                if future is not None and not future.done():
+        except BaseException as exc:  # cancelled (shut down): no caller may wait forever
+            for item, future in batch + self._pending:
+                if future is None:
+                    self._failed(item, exc)
+                elif not future.done():
                     future.cancel()
             self._pending = []
             raise
@@ -97,8 +113,7 @@ class GroupCommit(Generic[T, R]):
             log.error(
                 "ledger write failed", writer=self._name, error=f"{type(exc).__name__}: {exc}"
             )
-            if self._on_failure is not None:
-                self._on_failure(item, exc)
+            self._failed(item, exc)
             return
         for (_, future), result in zip(batch, results, strict=True):
             if future is not None and not future.done():

@@ -91,7 +91,7 @@ class Booker:
     def _seen(order: OrderSnapshot) -> tuple[str, Decimal]:
         return (order.status, order.filled_qty)
 
-    def _forget(self, booking: _Booking, _: Exception) -> None:
+    def _forget(self, booking: _Booking, _: BaseException) -> None:
         """A booking failed (and was logged): the next report of that order tries again."""
         self._booked.pop(str(booking.report.client_order_id), None)
 
@@ -100,7 +100,12 @@ class Booker:
         self._writer.post(_Booking(_Rejection(client_order_id, reason), fills=False))
 
     async def flush(self) -> None:
-        """Wait until everything reported so far is booked."""
+        """Wait until everything reported so far is booked.
+
+        Raises `PostedWriteFailed` if a booking failed since the last flush: the books
+        would be read incomplete. The run stops there; the next run re-reads every
+        order from the broker and books what is missing.
+        """
         await self._writer.flush()
 
     async def event(self, event: TradeEvent) -> None:

@@ -132,8 +132,15 @@ async def _remaining(desk: Desk, run_id: int) -> ledger.Work:
 async def _walk_all(
     desk: Desk, link: LedgerLink, run_id: int, orders: Collection[NetOrder]
 ) -> tuple[OrderOutcome, ...]:
-    results = await asyncio.gather(*(_walk_one(desk, link, run_id, o) for o in orders))
-    return tuple(results)
+    # Every walk ends on its own terms (cancelling what it sent) before a failure of
+    # one is raised: a walk left running behind a failed phase could trade on its own.
+    results = await asyncio.gather(
+        *(_walk_one(desk, link, run_id, o) for o in orders), return_exceptions=True
+    )
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        raise failures[0]
+    return tuple(r for r in results if isinstance(r, OrderOutcome))
 
 
 async def _walk_one(desk: Desk, link: LedgerLink, run_id: int, order: NetOrder) -> OrderOutcome:

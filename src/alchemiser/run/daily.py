@@ -228,6 +228,7 @@ async def _gate_reconciled(services: Services, settings: Settings, run_id: int) 
 
 
 async def _reconcile(services: Services, settings: Settings, run_id: int | None) -> ReconcileResult:
+    await services.booker.flush()  # everything the stream reported is in the books first
     account = await services.broker.account()
     positions = {p.symbol: p.qty for p in await services.broker.positions()}
 
