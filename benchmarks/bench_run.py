@@ -115,6 +115,8 @@ async def bench(env: dict[str, str], server_url: str) -> None:
                 f"trade-now to the first order ({client_order_id}): {elapsed:.2f} s wall "
                 f"(target < {TARGET_S} s) {verdict}"
             )
+            steps = ", ".join(f"{k} {v:.1f} s" for k, v in report.timings.items())
+            print(f"the run's steps, from its start: {steps}")
             skipped = sum(1 for o in report.outcomes.values() if o.error)
             print(
                 f"the whole run: {report.status}, {time.perf_counter() - started:.1f} s, "
