@@ -574,6 +574,18 @@ async def test_a_resumed_run_that_plans_again_keeps_the_first_plan(conn: AsyncCo
     assert await ledger_problems(conn) == []
 
 
+async def test_a_run_that_completes_after_an_interruption_shows_no_error(
+    conn: AsyncConnection,
+) -> None:
+    run = await ledger.start_run(conn, DAY, "daily")
+    await ledger.set_run_status(conn, run.id, "failed", error="interrupted: SIGTERM")
+    await ledger.set_run_status(conn, run.id, "completed", finished=True)
+    row = (
+        await conn.execute(text("select status, error from runs where id = :r"), {"r": run.id})
+    ).one()
+    assert tuple(row) == ("completed", None)
+
+
 async def test_crosses_are_saved_when_first_computed(conn: AsyncConnection) -> None:
     broker = await setup_books(conn, "10000", a="2000", b="440")
     run1 = await ledger.start_run(conn, DAY, "daily")

@@ -76,6 +76,8 @@ async def set_run_status(
     values: dict[str, Any] = {"status": status}
     if error is not None:
         values["error"] = error
+    elif status == RunStatus.COMPLETED:
+        values["error"] = None  # an interrupted or refused attempt's reason is history now
     if timings is not None:
         values["timings"] = Run.timings.op("||")(bindparam("timings", dict(timings), JSONB))
     if finished:
