@@ -8,7 +8,9 @@ another. The simulator's clock starts at 15:20 ET: the daemon starts, reconciles
 and idles (idle RSS is read once it is ready and has idled a few seconds). Then the
 clock is moved to 15:30 and the daemon's own schedule starts the run; RSS is
 sampled until /status shows the run finished, and the kernel's high-water mark
-(VmHWM) gives the peak. Idle is read again after the run.
+(VmHWM) gives the peak. The run parses and evaluates in worker processes, which
+exit when the evaluation ends: their memory is sampled beside the daemon's and
+reported with it. Idle is read again after the run.
 
 Run: `.venv/bin/python benchmarks/bench_daemon.py` (TEST_DATABASE_URL selects a
 PostgreSQL server; without it an embedded one is started).
@@ -17,6 +19,7 @@ PostgreSQL server; without it an embedded one is started).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -57,6 +60,16 @@ def memory_mb(pid: int, field: str) -> float:
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no {field} for {pid}")
+
+
+def children_mb(pid: int) -> float:
+    """The resident memory of the process's children now (its evaluation workers)."""
+    total = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            with contextlib.suppress(OSError, RuntimeError):  # it just exited
+                total += memory_mb(int(child), "VmRSS")
+    return total
 
 
 def get(port: int, path: str) -> tuple[int, Any]:
@@ -139,10 +152,11 @@ def bench(env: dict[str, str], database_url: str, folder: Path) -> None:
         print(f"idle RSS before the run: {idle:.0f} MB (target < {TARGET_IDLE_MB} MB) {verdict}")
 
         set_clock(env["ALPACA_TRADING_URL"], RUN_TIME)
-        run_started, peak = time.perf_counter(), idle
+        run_started, peak, peak_tree = time.perf_counter(), idle, idle
         deadline = time.monotonic() + TIMEOUT_S
         while time.monotonic() < deadline:
-            peak = max(peak, memory_mb(proc.pid, "VmRSS"))
+            own = memory_mb(proc.pid, "VmRSS")
+            peak, peak_tree = max(peak, own), max(peak_tree, own + children_mb(proc.pid))
             _, status = get(port, "/status")
             run = status and status["last_run"]
             if run and run["status"] in ("completed", "failed") and not status["running"]:
@@ -155,7 +169,8 @@ def bench(env: dict[str, str], database_url: str, folder: Path) -> None:
         print(
             f"the run: {run['status']} in {time.perf_counter() - run_started:.1f} s "
             f"({failed} strategies skipped); peak RSS {max(peak, high_water):.0f} MB "
-            f"(sampled {peak:.0f} MB, VmHWM {high_water:.0f} MB)"
+            f"(sampled {peak:.0f} MB, VmHWM {high_water:.0f} MB); with its evaluation "
+            f"workers, sampled: {peak_tree:.0f} MB"
         )
         time.sleep(SETTLE_SECONDS)
         after = memory_mb(proc.pid, "VmRSS")

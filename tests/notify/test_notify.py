@@ -34,7 +34,7 @@ from alchemiser.books import ledger
 from alchemiser.books.planner import Intent
 from alchemiser.notify import notify_problem, notify_run
 from alchemiser.run.daily import RunReport
-from alchemiser.run.evaluation import Outcome, parse_all
+from alchemiser.run.evaluation import Outcome, parse_strategies
 from alchemiser.settings import (
     EmailConfig,
     NotificationsConfig,
@@ -169,7 +169,7 @@ async def two_days(engine: AsyncEngine, tmp_path: Path) -> RunReport:
         await execute_run(conn, two.id, sells, broker, fractionable={"SPY"})
     broken = tmp_path / "broken.clj"
     broken.write_text(BROKEN)
-    parsed = parse_all([StrategyConfig(id="broken", file=broken, allocation=D(0))])
+    parsed = await parse_strategies([StrategyConfig(id="broken", file=broken, allocation=D(0))])
     outcomes = {
         "a": Outcome({"SPY": 0.5}),
         "b": Outcome({"SPY": 1.0}),

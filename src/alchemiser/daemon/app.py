@@ -59,7 +59,7 @@ from alchemiser.marketdata.commands import require_keys
 from alchemiser.marketdata.refresh import refresh_bars
 from alchemiser.notify import notify_problem, notify_run
 from alchemiser.run.daily import DAILY, GateRefused, check_books, daily_run
-from alchemiser.run.evaluation import parse_all
+from alchemiser.run.evaluation import parse_strategies
 from alchemiser.run.services import Services, open_services
 from alchemiser.settings import Settings
 
@@ -353,7 +353,7 @@ class Daemon:
         if self.services is None or self.running():
             return
         through = schedule.last_closed_session(self.services.now(), self.sessions)
-        parsed = parse_all(self.settings.strategies)
+        parsed = await parse_strategies(self.settings.strategies)
         tickers = sorted({t for s in parsed.strategies.values() for t in s.tickers})
         if through is None or not tickers:
             return

@@ -39,7 +39,7 @@ from alchemiser.logging import get_logger
 from alchemiser.market_calendar import NEW_YORK
 from alchemiser.marketdata.prices import fetch_today_prices
 from alchemiser.marketdata.run import RunData, prepare_run_data
-from alchemiser.run.evaluation import Outcome, Parsed, evaluate_all, parse_all
+from alchemiser.run.evaluation import Outcome, Parsed, strategy_workers
 from alchemiser.run.planning import plan_run
 from alchemiser.run.services import Services
 from alchemiser.settings import Settings
@@ -101,10 +101,10 @@ async def daily_run(
         await _settle_earlier_orders(services, run.id)
         await _book_activities(services)
         await _gate_reconciled(services, settings, run.id)
-        parsed = parse_all(settings.strategies)
-        data = await _market_data(services, parsed, as_of, settings)
-        report.outcomes = await evaluate_all(parsed.strategies, data)
-        report.outcomes.update({sid: Outcome(error=e) for sid, e in parsed.errors.items()})
+        async with strategy_workers(settings.strategies) as workers:
+            parsed = await workers.parse()
+            data = await _market_data(services, parsed, as_of, settings)
+            report.outcomes = await workers.evaluate(data)
         for sid in set(halted) & set(report.outcomes):  # `alchemiser halt SID`: the book holds
             report.outcomes[sid] = Outcome(error=f"halted ({halted[sid] or 'alchemiser halt'})")
         report.timings["evaluated"] = time.monotonic() - started

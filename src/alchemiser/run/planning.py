@@ -22,9 +22,8 @@ from alchemiser.books.planner import (
     plan_book,
     plan_liquidation,
 )
-from alchemiser.dsl import Strategy
 from alchemiser.logging import get_logger
-from alchemiser.run.evaluation import Outcome
+from alchemiser.run.evaluation import Outcome, Summary
 from alchemiser.settings import Settings
 
 log = get_logger(__name__)
@@ -34,7 +33,7 @@ async def plan_run(
     conn: AsyncConnection,
     run_id: int,
     settings: Settings,
-    strategies: Mapping[str, Strategy],
+    strategies: Mapping[str, Summary],
     outcomes: Mapping[str, Outcome],
     *,
     prices: Mapping[str, Decimal],
