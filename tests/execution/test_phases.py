@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -10,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alchemiser.books import ledger
@@ -20,6 +22,7 @@ from alchemiser.execution.broker import Broker
 from alchemiser.execution.phases import Desk, execute
 from alchemiser.execution.pricing import Quote
 from alchemiser.execution.quotes import latest_quote
+from alchemiser.execution.resume import settle_sent_orders
 from alchemiser.execution.stream import TradeEvent, TradeStream
 from alchemiser.execution.walk import WalkConfig, WalkRouter
 from alchemiser.execution.watchdog import watching
@@ -253,3 +256,27 @@ async def test_no_full_collection_stops_the_loop_while_orders_are_worked(wiring:
     await execute(replace(desk, quote=quote), run_id)
     assert set_aside and min(set_aside) > 10_000  # the whole process, not a handful
     assert gc.get_freeze_count() == 0
+
+
+async def test_an_order_still_on_the_wire_when_a_run_stops_is_settled_not_called_unsent(
+    wiring: Wiring, sim: SimThread
+) -> None:
+    # The daemon's stop: the run is cancelled while its POST is slow on the wire, and the
+    # run's orders are settled at once. The POST reaches the broker after the cancel.
+    run_id = await wiring.plan("open", [("alpha", "SPY", "buy", 5)])
+    sim.set_faults(action="delay", method="POST", path="/v2/orders", hang_ms=1500)
+    run = asyncio.create_task(execute(wiring.desk(), run_id))
+    await until(lambda: not sim.call(lambda s: s.broker.faults.http))  # the POST arrived
+    assert not sim_orders(sim)  # and is held back
+    run.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await run
+    assert await settle_sent_orders(wiring.booker, wiring.broker) == []
+    await wiring.booker.flush()
+    await asyncio.sleep(1.5)  # had the POST still been on the wire, it has landed now
+    open_at_broker = sim.call(lambda s: [o.id for o in s.broker.orders.values() if o.is_open])
+    assert open_at_broker == []
+    async with wiring.engine.begin() as conn:
+        statuses = (await conn.execute(text("SELECT status FROM broker_orders"))).scalars()
+        assert "rejected" not in list(statuses)
+    assert await wiring.reconciled()

@@ -187,6 +187,16 @@ class Broker:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    async def quiet(self, seconds: float) -> bool:
+        """Wait until no request is on the wire, including those whose caller was
+        cancelled (a stopped run's submit can still create its order); False when some
+        have not returned within `seconds`."""
+        try:
+            await asyncio.wait_for(self._clients.quiet(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
     # --- reads ---------------------------------------------------------------------------
 
     async def account(self) -> AccountSnapshot:

@@ -50,11 +50,17 @@ async def settle_sent_orders(booker: Booker, broker: Broker) -> list[str]:
         return list(rows)
 
     still_working = []
+    # A stopped run's submit can still be on the wire, and create its order after the
+    # lookup below: an order is called unsent only when nothing is on the way.
+    quiet = await broker.quiet(broker.timeout * 2)
     unfinished = await transact(booker.engine, read)
     for client_order_id in unfinished:
         found = await broker.find_order(client_order_id)
         if found is None:
-            booker.rejected(client_order_id, NEVER_SENT)
+            if quiet:
+                booker.rejected(client_order_id, NEVER_SENT)
+            else:  # it may yet arrive: settled by the next attempt
+                still_working.append(client_order_id)
             continue
         if found.is_open:
             with contextlib.suppress(OrderNotChangeable):

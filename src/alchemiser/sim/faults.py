@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-HTTP_ACTIONS = ("status", "reset", "hang")
+HTTP_ACTIONS = ("status", "reset", "hang", "delay")
 STREAM_ACTIONS = ("drop", "delay", "duplicate", "reorder")
 DEFAULT_HANG_S = 3600.0
 RATE_WINDOW_S = 60.0
@@ -17,8 +17,9 @@ RATE_WINDOW_S = 60.0
 @dataclass(slots=True)
 class HttpFault:
     """The next `count` requests matching method and path prefix (None: any) meet `action`:
-    an error `status`, a connection reset, or a hang. With `after`, the handler runs first,
-    so its side effects happen (an order is created) and only the answer is lost."""
+    an error `status`, a connection reset, a hang, or a delay (the request is handled
+    `hang_s` late, as if slow on the wire). With `after`, the handler runs first, so its
+    side effects happen (an order is created) and only the answer is lost."""
 
     action: str = "status"
     status: int = 500

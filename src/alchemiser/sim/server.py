@@ -88,6 +88,9 @@ def build_app(sim: Simulator) -> web.Application:
         fault = faults.take(request.method, path)
         if fault is None:
             return await handler(request)
+        if fault.action == "delay":
+            await asyncio.sleep(fault.hang_s)
+            return await handler(request)
         if fault.after:
             await handler(request)  # its side effects happen; only the answer is lost
         return await inflict(request, fault)
