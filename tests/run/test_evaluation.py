@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +18,7 @@ from alchemiser.marketdata.freshness import DataCheck
 from alchemiser.marketdata.refresh import RefreshReport
 from alchemiser.marketdata.run import RunData
 from alchemiser.run.evaluation import strategy_workers
+from alchemiser.run.strategy_worker import frame
 from alchemiser.settings import StrategyConfig
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "strategies"
@@ -86,3 +89,15 @@ async def test_the_workers_are_gone_after_the_step(tmp_path: Path) -> None:
         await workers.parse()
         assert all(w.process.returncode is None for w in workers.workers)
     assert all(w.process.returncode == 0 for w in workers.workers)  # exited, not killed
+
+
+def test_a_request_cut_short_by_a_cancelled_run_ends_the_worker_quietly() -> None:
+    request = frame(("parse", ([("spy", str(EXAMPLES / "spy_trend.clj"))],)))
+    worker = subprocess.run(
+        [sys.executable, "-m", "alchemiser.run.strategy_worker"],
+        input=request[: len(request) // 2],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert (worker.returncode, worker.stdout, worker.stderr) == (0, b"", b"")

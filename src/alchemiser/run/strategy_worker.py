@@ -80,11 +80,14 @@ JOBS: dict[str, Callable[..., Any]] = {"parse": parse_files, "evaluate": evaluat
 
 
 def read_frame(stream: BinaryIO) -> Any:
-    """The next pickled frame, or None at the end of the stream."""
+    """The next pickled frame, or None at the end of the stream (a request cut short
+    when the run was cancelled ends it too)."""
     head = stream.read(8)
     if len(head) < 8:
         return None
-    return pickle.loads(stream.read(int.from_bytes(head, "big")))
+    size = int.from_bytes(head, "big")
+    payload = stream.read(size)
+    return pickle.loads(payload) if len(payload) == size else None
 
 
 def frame(value: Any) -> bytes:
