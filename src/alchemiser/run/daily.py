@@ -101,9 +101,12 @@ async def daily_run(
         await _settle_earlier_orders(services, run.id)
         await _book_activities(services)
         await _gate_reconciled(services, settings, run.id)
+        report.timings["gated"] = time.monotonic() - started
         async with strategy_workers(settings.strategies) as workers:
             parsed = await workers.parse()
+            report.timings["parsed"] = time.monotonic() - started
             data = await _market_data(services, parsed, as_of, settings)
+            report.timings["data"] = time.monotonic() - started
             report.outcomes = await workers.evaluate(data)
         for sid in set(halted) & set(report.outcomes):  # `alchemiser halt SID`: the book holds
             report.outcomes[sid] = Outcome(error=f"halted ({halted[sid] or 'alchemiser halt'})")

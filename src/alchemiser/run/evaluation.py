@@ -42,6 +42,7 @@ log = get_logger(__name__)
 MAX_WORKERS = 4
 # An idle worker exits as soon as its stdin closes; a busy one (a cancelled run) is killed.
 STOP_SECONDS = 2.0
+WRITE_SLICE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,11 @@ class _Worker:
         assert self.process.stdin is not None and self.process.stdout is not None
         request = await asyncio.to_thread(strategy_worker.frame, (job, args))  # the prices
         try:
-            self.process.stdin.write(request)
-            await self.process.stdin.drain()
+            # In slices: the pipe takes each as it drains, so no second copy is buffered.
+            with memoryview(request) as view:
+                for start in range(0, len(view), WRITE_SLICE):
+                    self.process.stdin.write(view[start : start + WRITE_SLICE])
+                    await self.process.stdin.drain()
             size = int.from_bytes(await self.process.stdout.readexactly(8), "big")
             answer = await self.process.stdout.readexactly(size)
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
@@ -144,8 +148,9 @@ class StrategyWorkers:
                     outcomes[config.id] = Outcome(error=f"data: {problems}")
                 else:
                     wanted[-1].append(config.id)
+        closes = data.frame.select("symbol", "date", "close")  # all the language reads
         results = await self._on_each(
-            "evaluate", [(data.frame, data.evaluation_date, sids) for sids in wanted]
+            "evaluate", [(closes, data.evaluation_date, sids) for sids in wanted]
         )
         for sids, result in zip(wanted, results, strict=True):
             for sid in sids:

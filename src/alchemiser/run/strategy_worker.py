@@ -90,9 +90,17 @@ def read_frame(stream: BinaryIO) -> Any:
     return pickle.loads(payload) if len(payload) == size else None
 
 
-def frame(value: Any) -> bytes:
-    payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    return len(payload).to_bytes(8, "big") + payload
+def frame(value: Any) -> bytearray:
+    """The length, then the pickle, in one buffer (no copy of a large pickle)."""
+    out = bytearray(8)
+    pickle.dump(value, _Appender(out), protocol=pickle.HIGHEST_PROTOCOL)
+    out[:8] = (len(out) - 8).to_bytes(8, "big")
+    return out
+
+
+class _Appender:
+    def __init__(self, buffer: bytearray) -> None:
+        self.write = buffer.extend
 
 
 def main() -> None:
