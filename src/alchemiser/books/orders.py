@@ -15,7 +15,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -166,16 +166,22 @@ async def record_broker_order(conn: AsyncConnection, order: BrokerOrderRecord) -
 
 
 async def reject_orders(conn: AsyncConnection, rejections: Sequence[tuple[str, str]]) -> None:
-    """Mark recorded orders rejected, (client order id, reason), unless already final."""
+    """Mark recorded orders rejected, (client order id, reason), unless already final.
+
+    One statement for the batch; an order named twice keeps its first reason.
+    """
+    reasons: dict[str, str] = {}
+    for cid, reason in rejections:
+        reasons.setdefault(cid, reason)
     final = [status for status, rank in ORDER_STATUS_RANK.items() if rank >= FINAL_RANK]
     await conn.execute(
-        update(BrokerOrder)
-        .where(
-            BrokerOrder.client_order_id == bindparam("refused_id"),
-            BrokerOrder.status.not_in(final),
-        )
-        .values(status="rejected", reject_reason=bindparam("reason"), updated_at=func.now()),
-        [{"refused_id": cid, "reason": reason} for cid, reason in rejections],
+        text(
+            "UPDATE broker_orders AS o SET status = 'rejected', reject_reason = r.reason,"
+            " updated_at = now()"
+            " FROM unnest(CAST(:ids AS text[]), CAST(:reasons AS text[])) AS r(cid, reason)"
+            " WHERE o.client_order_id = r.cid AND o.status <> ALL(CAST(:final AS text[]))"
+        ),
+        {"ids": list(reasons), "reasons": list(reasons.values()), "final": final},
     )
 
 
