@@ -23,8 +23,8 @@ from alchemiser.books.activities import (
     fetch_activities,
     parse_activity,
 )
+from alchemiser.books.fill_batch import BookedFill
 from alchemiser.books.fills import (
-    BookedFill,
     ExecutionReport,
     OrderProgress,
     advance_orders,
@@ -32,6 +32,7 @@ from alchemiser.books.fills import (
     book_execution,
     book_order_progress,
     book_parked,
+    book_reports,
     foreign_fills,
 )
 from alchemiser.books.funding import (
@@ -99,6 +100,7 @@ __all__ = [
     "book_execution",
     "book_order_progress",
     "book_parked",
+    "book_reports",
     "client_order_id",
     "close_intents",
     "deposit",

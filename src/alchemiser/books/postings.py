@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -90,17 +90,22 @@ async def post_fill(conn: AsyncConnection, fill: Posting) -> None:
 
 
 async def post_fills(conn: AsyncConnection, fills: Sequence[Posting]) -> None:
-    """Books' fills of one execution (a book at most once per side), a few statements in all.
+    """Books' fills of one or many executions, in the order given, a few statements in all.
 
-    The books' rows are locked first, in id order, as everywhere else.
+    A book appears at most once per execution. The books' rows are locked first, in
+    id order, as everywhere else. A sell of a (book, symbol) bought earlier in the
+    same call is written after that buy (its lot must exist to be closed).
     """
-    if not fills:
-        return
-    await _lock_books(conn, sorted({f.strategy_id for f in fills}))
-    for side in ("sell", "buy"):
-        mine = sorted((f for f in fills if f.side == side), key=lambda f: f.strategy_id)
-        if mine:
-            await _post_side(conn, mine)
+    chunk: list[Posting] = []
+    bought: set[tuple[str, str]] = set()
+    for fill in fills:
+        if fill.side == "sell" and (fill.strategy_id, fill.symbol) in bought:
+            await _post_chunk(conn, chunk)
+            chunk, bought = [], set()
+        chunk.append(fill)
+        if fill.side == "buy":
+            bought.add((fill.strategy_id, fill.symbol))
+    await _post_chunk(conn, chunk)
 
 
 async def _lock_books(conn: AsyncConnection, books: Sequence[str]) -> None:
@@ -109,11 +114,14 @@ async def _lock_books(conn: AsyncConnection, books: Sequence[str]) -> None:
     )
 
 
-async def _post_side(conn: AsyncConnection, fills: Sequence[Posting]) -> None:
+async def _post_chunk(conn: AsyncConnection, fills: Sequence[Posting]) -> None:
+    if not fills:
+        return
+    await _lock_books(conn, sorted({f.strategy_id for f in fills}))
     # Statements without their values, parameters as a list (executemany): compiled
     # once and cached. A multi-row `.values([...])` is compiled again every time.
     rows = await conn.execute(
-        insert(BookFill).returning(BookFill.strategy_id, BookFill.id, sort_by_parameter_order=True),
+        insert(BookFill).returning(BookFill.id, sort_by_parameter_order=True),
         [
             {
                 "execution_id": f.execution_id,
@@ -128,34 +136,36 @@ async def _post_side(conn: AsyncConnection, fills: Sequence[Posting]) -> None:
             for f in fills
         ],
     )
-    fill_ids: dict[str, int] = {book: fill_id for book, fill_id in rows}
-    holdings, cash = [], []
-    if fills[0].side == "buy":
+    fill_ids = list(rows.scalars())
+    buys = [(f, i) for f, i in zip(fills, fill_ids, strict=True) if f.side == "buy"]
+    sells = [(f, i) for f, i in zip(fills, fill_ids, strict=True) if f.side == "sell"]
+    holdings: list[tuple[str, str, Decimal, Decimal, Decimal]] = []
+    cash: list[tuple[Posting, int, Decimal]] = []
+    if buys:
         await conn.execute(
             insert(Lot),
             [
                 {
                     "strategy_id": f.strategy_id,
                     "symbol": f.symbol,
-                    "book_fill_id": fill_ids[f.strategy_id],
+                    "book_fill_id": fill_id,
                     "opened_at": f.at,
                     "quantity": f.quantity,
                     "remaining": f.quantity,
                     "cost_price": f.price,
                 }
-                for f in fills
+                for f, fill_id in buys
             ],
         )
-        for f in fills:
+    closed = await _close_lots_fifo(conn, sells) if sells else []
+    for f, fill_id in zip(fills, fill_ids, strict=True):
+        if f.side == "buy":
             amount = mul(f.quantity, f.price)
             holdings.append((f.strategy_id, f.symbol, f.quantity, amount, ZERO))
-            cash.append((f, -amount))
-    else:
-        closed = await _close_lots_fifo(conn, fills, fill_ids)
-        for f in fills:
-            cost, realised = closed[f.strategy_id]
-            holdings.append((f.strategy_id, f.symbol, -f.quantity, -cost, realised))
-            cash.append((f, mul(f.quantity, f.price)))
+            cash.append((f, fill_id, -amount))
+    for (f, fill_id), (cost, realised) in zip(sells, closed, strict=True):
+        holdings.append((f.strategy_id, f.symbol, -f.quantity, -cost, realised))
+        cash.append((f, fill_id, mul(f.quantity, f.price)))
     await _add_to_holdings(conn, holdings)
     await _cash_entries(
         conn,
@@ -164,68 +174,72 @@ async def _post_side(conn: AsyncConnection, fills: Sequence[Posting]) -> None:
                 "strategy_id": f.strategy_id,
                 "kind": CashKind.FILL,
                 "amount": amount,
-                "book_fill_id": fill_ids[f.strategy_id],
+                "book_fill_id": fill_id,
                 "run_id": f.run_id,
             }
-            for f, amount in cash
+            for f, fill_id, amount in sorted(cash, key=lambda c: c[1])
         ],
     )
 
 
 async def _close_lots_fifo(
-    conn: AsyncConnection, fills: Sequence[Posting], fill_ids: dict[str, int]
-) -> dict[str, tuple[Decimal, Decimal]]:
-    """Close each book's oldest open lots first (by execution time).
+    conn: AsyncConnection, sells: Sequence[tuple[Posting, int]]
+) -> list[tuple[Decimal, Decimal]]:
+    """Close each book's oldest open lots first (by execution time), sell by sell.
 
-    Returns each book's (cost of what it sold, realised P&L).
+    Returns each sell's (cost of what it sold, realised P&L).
     """
-    books = [f.strategy_id for f in fills]
-    symbol = fills[0].symbol
+    pairs = sorted({(f.strategy_id, f.symbol) for f, _ in sells})
     lots = (
         await conn.execute(
-            select(Lot.id, Lot.strategy_id, Lot.remaining, Lot.cost_price)
-            .where(Lot.strategy_id.in_(books), Lot.symbol == symbol, Lot.remaining > 0)
-            .order_by(Lot.strategy_id, Lot.opened_at, Lot.id)
+            select(Lot.id, Lot.strategy_id, Lot.symbol, Lot.remaining, Lot.cost_price)
+            .where(tuple_(Lot.strategy_id, Lot.symbol).in_(pairs), Lot.remaining > 0)
+            .order_by(Lot.strategy_id, Lot.symbol, Lot.opened_at, Lot.id)
             .with_for_update()
         )
     ).all()
+    remaining = {lot.id: lot.remaining for lot in lots}
     closures: list[dict[str, Any]] = []
-    lowered: list[dict[str, Any]] = []
-    result = {}
-    for fill in fills:
+    result = []
+    for fill, fill_id in sells:
         left, cost, realised = fill.quantity, ZERO, ZERO
-        for lot in (x for x in lots if x.strategy_id == fill.strategy_id):
+        for lot in lots:
             if left == 0:
                 break
-            take = min(left, lot.remaining)
+            if (lot.strategy_id, lot.symbol) != (fill.strategy_id, fill.symbol):
+                continue
+            take = min(left, remaining[lot.id])
+            if take == 0:
+                continue
             pnl = mul(take, fill.price - lot.cost_price)
             closures.append(
                 {
                     "lot_id": lot.id,
-                    "book_fill_id": fill_ids[fill.strategy_id],
+                    "book_fill_id": fill_id,
                     "quantity": take,
                     "cost_price": lot.cost_price,
                     "sale_price": fill.price,
                     "realised_pnl": pnl,
                 }
             )
-            lowered.append({"lot": lot.id, "left": lot.remaining - take})
+            remaining[lot.id] -= take
             left -= take
             cost = add(cost, mul(take, lot.cost_price))
             realised = add(realised, pnl)
         if left > 0 and fill.strategy_id != UNALLOCATED_BOOK:
             raise LedgerError(
-                f"book {fill.strategy_id} would sell {left} {symbol} more than it holds"
+                f"book {fill.strategy_id} would sell {left} {fill.symbol} more than it holds"
             )
         # A broker sale beyond what the books asked for really happened: `unallocated`
         # goes short (no lot; `ledger_problems` reports it) rather than being refused.
-        result[fill.strategy_id] = (add(cost, mul(left, fill.price)), realised)
+        result.append((add(cost, mul(left, fill.price)), realised))
     if closures:
+        lowered = sorted({c["lot_id"] for c in closures})
         await conn.execute(
             update(Lot)
             .where(Lot.id == bindparam("lot"))
             .values(remaining=bindparam("left", type_=Lot.remaining.type)),
-            lowered,
+            [{"lot": lot_id, "left": remaining[lot_id]} for lot_id in lowered],
         )
         await conn.execute(insert(LotClosure), closures)
     return result
@@ -234,7 +248,14 @@ async def _close_lots_fifo(
 async def _add_to_holdings(
     conn: AsyncConnection, changes: Sequence[tuple[str, str, Decimal, Decimal, Decimal]]
 ) -> None:
-    """(book, symbol, quantity, cost, realised) added to each holding, one statement."""
+    """(book, symbol, quantity, cost, realised) added to each holding, one statement.
+
+    Summed per holding first: one statement may not update a row twice.
+    """
+    sums: dict[tuple[str, str], tuple[Decimal, Decimal, Decimal]] = {}
+    for book, symbol, quantity, cost, realised in changes:
+        q, c, r = sums.get((book, symbol), (ZERO, ZERO, ZERO))
+        sums[book, symbol] = (add(q, quantity), add(c, cost), add(r, realised))
     statement = insert(BookHolding)
     await conn.execute(
         statement.on_conflict_do_update(
@@ -254,7 +275,7 @@ async def _add_to_holdings(
                 "cost_basis": cost,
                 "realised_pnl": realised,
             }
-            for book, symbol, quantity, cost, realised in changes
+            for (book, symbol), (quantity, cost, realised) in sorted(sums.items())
         ],
     )
 
@@ -262,11 +283,14 @@ async def _add_to_holdings(
 async def _cash_entries(conn: AsyncConnection, entries: Sequence[dict[str, Any]]) -> None:
     """Fill cash entries, and each book's running cash (rows already locked, in id order)."""
     await conn.execute(insert(CashEntry), list(entries))
+    sums: dict[str, Decimal] = {}
+    for entry in entries:
+        sums[entry["strategy_id"]] = add(sums.get(entry["strategy_id"], ZERO), entry["amount"])
     await conn.execute(
         update(Book)
         .where(Book.id == bindparam("book"))
         .values(cash=Book.cash + bindparam("amount", type_=Book.cash.type), updated_at=func.now()),
-        [{"book": e["strategy_id"], "amount": e["amount"]} for e in entries],
+        [{"book": book, "amount": amount} for book, amount in sorted(sums.items())],
     )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -221,6 +221,60 @@ async def unfilled(
         if row.quantity > 0:
             unfilled[row.strategy_id, row.symbol, row.side] = (row.quantity, row.reference_price)
     return unfilled
+
+
+async def unfilled_groups(
+    conn: AsyncConnection, groups: Sequence[tuple[int, str, str]]
+) -> dict[tuple[int, str, str], dict[str, Decimal]]:
+    """(run, symbol, side) → each book's intent minus its fills in the run, if > 0.
+
+    `unfilled` of many net orders at once, their intents locked first (in one
+    statement): a booking that waited for the lock sees what its predecessor booked.
+    """
+    result: dict[tuple[int, str, str], dict[str, Decimal]] = {g: {} for g in groups}
+    if not groups:
+        return result
+    wanted = [tuple(g) for g in groups]
+    which = tuple_(IntentRow.run_id, IntentRow.symbol, IntentRow.side).in_(wanted)
+    await conn.execute(
+        select(IntentRow.id)
+        .where(which)
+        .order_by(IntentRow.run_id, IntentRow.symbol, IntentRow.side, IntentRow.strategy_id)
+        .with_for_update()
+    )
+    filled = (
+        select(
+            BookFill.run_id,
+            BookFill.strategy_id,
+            BookFill.symbol,
+            BookFill.side,
+            func.sum(BookFill.quantity).label("quantity"),
+        )
+        .where(tuple_(BookFill.run_id, BookFill.symbol, BookFill.side).in_(wanted))
+        .group_by(BookFill.run_id, BookFill.strategy_id, BookFill.symbol, BookFill.side)
+        .subquery()
+    )
+    rows = await conn.execute(
+        select(
+            IntentRow.run_id,
+            IntentRow.symbol,
+            IntentRow.side,
+            IntentRow.strategy_id,
+            (IntentRow.quantity - func.coalesce(filled.c.quantity, 0)).label("quantity"),
+        )
+        .outerjoin(
+            filled,
+            (filled.c.run_id == IntentRow.run_id)
+            & (filled.c.strategy_id == IntentRow.strategy_id)
+            & (filled.c.symbol == IntentRow.symbol)
+            & (filled.c.side == IntentRow.side),
+        )
+        .where(which)
+    )
+    for run_id, symbol, side, strategy_id, quantity in rows:
+        if quantity > 0:
+            result[run_id, symbol, side][strategy_id] = quantity
+    return result
 
 
 async def affordable_buy_orders(
