@@ -253,3 +253,21 @@ async def test_no_full_collection_stops_the_loop_while_orders_are_worked(wiring:
     await execute(replace(desk, quote=quote), run_id)
     assert set_aside and min(set_aside) > 10_000  # the whole process, not a handful
     assert gc.get_freeze_count() == 0
+
+
+async def test_the_phases_start_without_a_full_collection_of_the_process(wiring: Wiring) -> None:
+    """Setting the process aside must not first collect all of it: that stopped the
+    loop ~150 ms at the start of every run (the walks' lag probe could not see it)."""
+    run_id = await wiring.plan("open", [("alpha", "SPY", "buy", 3)])
+    full: list[int] = []
+
+    def watch(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            full.append(gc.get_freeze_count())
+
+    gc.callbacks.append(watch)
+    try:
+        await execute(wiring.desk(), run_id)
+    finally:
+        gc.callbacks.remove(watch)
+    assert not full or full[0] > 0, "a full collection of everything the process holds"
