@@ -17,12 +17,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from alchemiser.books.bulk import arrays, names, rows_of, statement
 from alchemiser.books.kinds import ExecutionKind, status_moves_forward
-from alchemiser.books.models import BrokerOrder, Execution, Money, Quantity
 from alchemiser.books.money import (
     EXACT,
     PRICE_QUANTUM,
@@ -44,6 +42,40 @@ from alchemiser.settings import UNALLOCATED_BOOK
 log = get_logger(__name__)
 
 Group = tuple[int, str, str]  # (run, symbol, side): one net order's intents
+
+
+_BOOKED_IDS = statement(
+    "SELECT execution_id FROM executions WHERE execution_id = ANY(CAST(:ids AS text[]))"
+)
+_EXECUTION_COLUMNS = [
+    ("execution_id", "text"),
+    ("kind", "text"),
+    ("run_id", "bigint"),
+    ("broker_order_id", "bigint"),
+    ("symbol", "text"),
+    ("side", "text"),
+    ("quantity", "numeric"),
+    ("price", "numeric"),
+    ("executed_at", "timestamptz"),
+]
+_INSERT_EXECUTIONS = statement(
+    f"""
+    INSERT INTO executions ({names(_EXECUTION_COLUMNS)}) {rows_of(_EXECUTION_COLUMNS)}
+    ON CONFLICT (execution_id) DO NOTHING RETURNING execution_id
+    """
+)
+# What each order has booked, its status and Alpaca id (the rows are locked).
+_UPDATE_ORDERS = statement(
+    """
+    UPDATE broker_orders AS o SET status = v.status,
+        alpaca_order_id = v.alpaca_order_id, filled_quantity = v.quantity,
+        filled_value = v.value, updated_at = now()
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]),
+        CAST(:alpaca_ids AS text[]), CAST(:quantities AS numeric[]), CAST(:values AS numeric[]))
+        AS v(id, status, alpaca_order_id, quantity, value)
+    WHERE o.id = v.id
+    """
+)
 
 
 @dataclass(frozen=True)
@@ -134,9 +166,7 @@ async def _prepare(
     if not filling:
         return _Batch({}, set())
     ids = sorted({_execution_id(order, report) for order, report in filling})
-    booked = await conn.scalars(
-        select(Execution.execution_id).where(Execution.execution_id.in_(ids))
-    )
+    booked = await conn.scalars(_BOOKED_IDS, {"ids": ids})
     groups = sorted({g for order, _ in filling if (g := order.group) is not None})
     return _Batch(await unfilled_groups(conn, groups), set(booked))
 
@@ -164,7 +194,7 @@ def _book_one(order: _Order, report: Report, batch: _Batch) -> list[BookedFill]:
     batch.executions.append(
         {
             "execution_id": execution_id,
-            "kind": ExecutionKind.BROKER,
+            "kind": ExecutionKind.BROKER.value,
             "run_id": row.run_id,
             "broker_order_id": row.id,
             "symbol": row.symbol,
@@ -237,36 +267,22 @@ async def _write(conn: AsyncConnection, orders: Mapping[str, _Order], batch: _Ba
     """Everything the batch booked: executions, postings, orders, run totals."""
     if batch.executions:
         inserted = await conn.execute(
-            insert(Execution)
-            .on_conflict_do_nothing(index_elements=[Execution.execution_id])
-            .returning(Execution.execution_id),
-            batch.executions,
+            _INSERT_EXECUTIONS, arrays(_EXECUTION_COLUMNS, batch.executions)
         )
         if len(inserted.all()) != len(batch.executions):  # booked meanwhile: fail closed
             raise LedgerError("an execution of the batch was booked by another transaction")
     await post_fills(conn, batch.postings)
-    changed = [o for o in orders.values() if o.changed]
+    changed = sorted((o for o in orders.values() if o.changed), key=lambda o: o.row.id)
     if changed:
         await conn.execute(
-            update(BrokerOrder)
-            .where(BrokerOrder.id == bindparam("row_id"))
-            .values(
-                status=bindparam("new_status"),
-                alpaca_order_id=bindparam("alpaca_id", type_=String),
-                filled_quantity=bindparam("booked_qty", type_=Quantity),
-                filled_value=bindparam("booked_value", type_=Money),
-                updated_at=func.now(),
-            ),
-            [
-                {
-                    "row_id": o.row.id,
-                    "new_status": o.status,
-                    "alpaca_id": o.alpaca_order_id,
-                    "booked_qty": o.filled_quantity,
-                    "booked_value": o.filled_value,
-                }
-                for o in sorted(changed, key=lambda o: o.row.id)
-            ],
+            _UPDATE_ORDERS,
+            {
+                "ids": [o.row.id for o in changed],
+                "statuses": [o.status for o in changed],
+                "alpaca_ids": [o.alpaca_order_id for o in changed],
+                "quantities": [o.filled_quantity for o in changed],
+                "values": [o.filled_value for o in changed],
+            },
         )
     for run_id, (count, value) in sorted(batch.totals.items()):
         await add_fill_totals(conn, run_id, count, value)

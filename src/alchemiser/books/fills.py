@@ -22,9 +22,10 @@ from sqlalchemy import Row, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from alchemiser.books.bulk import statement
 from alchemiser.books.fill_batch import BookedFill, Report, book_on_orders, plain
 from alchemiser.books.kinds import ExecutionKind
-from alchemiser.books.models import BrokerOrder, ForeignFill, ParkedFill
+from alchemiser.books.models import ForeignFill, ParkedFill
 from alchemiser.books.money import ZERO, add, mul
 from alchemiser.books.netting import Cross, cross_execution_id
 from alchemiser.books.order_ids import is_own_order
@@ -76,6 +77,17 @@ class OrderProgress:
     at: datetime
     status: str | None = None
     alpaca_order_id: str | None = None
+
+
+# The orders of a batch, locked in id order: what they are and what is booked of them.
+_LOCK_ORDERS = statement(
+    """
+    SELECT id, client_order_id, run_id, symbol, side, quantity, fractionable, status,
+        alpaca_order_id, filled_quantity, filled_value
+    FROM broker_orders WHERE client_order_id = ANY(CAST(:ids AS text[]))
+    ORDER BY id FOR UPDATE
+    """
+)
 
 
 async def book_cross(
@@ -171,15 +183,7 @@ async def book_reports(conn: AsyncConnection, reports: Sequence[Report]) -> list
     await lock_client_order_ids(conn, ids)
     rows = {}
     if ids:
-        rows = {
-            row.client_order_id: row
-            for row in await conn.execute(
-                select(BrokerOrder)
-                .where(BrokerOrder.client_order_id.in_(ids))
-                .order_by(BrokerOrder.id)
-                .with_for_update()
-            )
-        }
+        rows = {row.client_order_id: row for row in await conn.execute(_LOCK_ORDERS, {"ids": ids})}
     known = [i for i, r in enumerate(reports) if r.client_order_id in rows]
     booked = await book_on_orders(conn, rows, [reports[i] for i in known])
     results: list[list[BookedFill]] = [[] for _ in reports]

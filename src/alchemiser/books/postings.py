@@ -18,16 +18,15 @@ from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from alchemiser.books.bulk import names, rows_of, statement
 from alchemiser.books.kinds import CashKind, ExecutionKind
 from alchemiser.books.models import (
     Book,
-    BookFill,
     BookHolding,
     CashEntry,
     Execution,
     Lot,
     LotClosure,
-    RunFillTotals,
 )
 from alchemiser.books.money import ZERO, add, mul
 from alchemiser.books.planner import Side
@@ -108,78 +107,91 @@ async def post_fills(conn: AsyncConnection, fills: Sequence[Posting]) -> None:
     await _post_chunk(conn, chunk)
 
 
+_FILL_COLUMNS = [
+    ("execution_id", "text"),
+    ("strategy_id", "text"),
+    ("run_id", "bigint"),
+    ("symbol", "text"),
+    ("side", "text"),
+    ("quantity", "numeric"),
+    ("price", "numeric"),
+    ("filled_at", "timestamptz"),
+]
+_INSERT_FILLS = statement(
+    f"""
+    INSERT INTO book_fills ({names(_FILL_COLUMNS)}) {rows_of(_FILL_COLUMNS)}
+    RETURNING execution_id, strategy_id, id
+    """
+)
+_LOT_COLUMNS = [
+    ("strategy_id", "text"),
+    ("symbol", "text"),
+    ("book_fill_id", "bigint"),
+    ("opened_at", "timestamptz"),
+    ("quantity", "numeric"),
+    ("cost_price", "numeric"),
+]
+_INSERT_LOTS = statement(
+    f"""
+    INSERT INTO lots (strategy_id, symbol, book_fill_id, opened_at, quantity, remaining, cost_price)
+    SELECT strategy_id, symbol, book_fill_id, opened_at, quantity, quantity, cost_price
+    FROM ({rows_of(_LOT_COLUMNS)}) AS lot ORDER BY book_fill_id
+    """
+)
+_LOCK_BOOKS = statement(
+    "SELECT id FROM strategies WHERE id = ANY(CAST(:books AS text[])) ORDER BY id FOR UPDATE"
+)
+
+
 async def _lock_books(conn: AsyncConnection, books: Sequence[str]) -> None:
-    await conn.execute(
-        select(Book.id).where(Book.id.in_(books)).order_by(Book.id).with_for_update()
-    )
+    await conn.execute(_LOCK_BOOKS, {"books": list(books)})
 
 
 async def _post_chunk(conn: AsyncConnection, fills: Sequence[Posting]) -> None:
     if not fills:
         return
     await _lock_books(conn, sorted({f.strategy_id for f in fills}))
-    # Statements without their values, parameters as a list (executemany): compiled
-    # once and cached. A multi-row `.values([...])` is compiled again every time.
     rows = await conn.execute(
-        insert(BookFill).returning(BookFill.id, sort_by_parameter_order=True),
-        [
-            {
-                "execution_id": f.execution_id,
-                "strategy_id": f.strategy_id,
-                "run_id": f.run_id,
-                "symbol": f.symbol,
-                "side": f.side,
-                "quantity": f.quantity,
-                "price": f.price,
-                "filled_at": f.at,
-            }
-            for f in fills
-        ],
+        _INSERT_FILLS,
+        {
+            "execution_id": [f.execution_id for f in fills],
+            "strategy_id": [f.strategy_id for f in fills],
+            "run_id": [f.run_id for f in fills],
+            "symbol": [f.symbol for f in fills],
+            "side": [f.side for f in fills],
+            "quantity": [f.quantity for f in fills],
+            "price": [f.price for f in fills],
+            "filled_at": [f.at for f in fills],
+        },
     )
-    fill_ids = list(rows.scalars())
+    ids = {(execution_id, book): fill_id for execution_id, book, fill_id in rows}
+    fill_ids = [ids[f.execution_id, f.strategy_id] for f in fills]
     buys = [(f, i) for f, i in zip(fills, fill_ids, strict=True) if f.side == "buy"]
     sells = [(f, i) for f, i in zip(fills, fill_ids, strict=True) if f.side == "sell"]
     holdings: list[tuple[str, str, Decimal, Decimal, Decimal]] = []
     cash: list[tuple[Posting, int, Decimal]] = []
     if buys:
         await conn.execute(
-            insert(Lot),
-            [
-                {
-                    "strategy_id": f.strategy_id,
-                    "symbol": f.symbol,
-                    "book_fill_id": fill_id,
-                    "opened_at": f.at,
-                    "quantity": f.quantity,
-                    "remaining": f.quantity,
-                    "cost_price": f.price,
-                }
-                for f, fill_id in buys
-            ],
+            _INSERT_LOTS,
+            {
+                "strategy_id": [f.strategy_id for f, _ in buys],
+                "symbol": [f.symbol for f, _ in buys],
+                "book_fill_id": [fill_id for _, fill_id in buys],
+                "opened_at": [f.at for f, _ in buys],
+                "quantity": [f.quantity for f, _ in buys],
+                "cost_price": [f.price for f, _ in buys],
+            },
         )
     closed = await _close_lots_fifo(conn, sells) if sells else []
-    for f, fill_id in zip(fills, fill_ids, strict=True):
-        if f.side == "buy":
-            amount = mul(f.quantity, f.price)
-            holdings.append((f.strategy_id, f.symbol, f.quantity, amount, ZERO))
-            cash.append((f, fill_id, -amount))
+    for f, fill_id in buys:
+        amount = mul(f.quantity, f.price)
+        holdings.append((f.strategy_id, f.symbol, f.quantity, amount, ZERO))
+        cash.append((f, fill_id, -amount))
     for (f, fill_id), (cost, realised) in zip(sells, closed, strict=True):
         holdings.append((f.strategy_id, f.symbol, -f.quantity, -cost, realised))
         cash.append((f, fill_id, mul(f.quantity, f.price)))
     await _add_to_holdings(conn, holdings)
-    await _cash_entries(
-        conn,
-        [
-            {
-                "strategy_id": f.strategy_id,
-                "kind": CashKind.FILL,
-                "amount": amount,
-                "book_fill_id": fill_id,
-                "run_id": f.run_id,
-            }
-            for f, fill_id, amount in sorted(cash, key=lambda c: c[1])
-        ],
-    )
+    await _fill_cash(conn, sorted(cash, key=lambda c: c[1]))
 
 
 async def _close_lots_fifo(
@@ -245,6 +257,35 @@ async def _close_lots_fifo(
     return result
 
 
+_ADD_TO_HOLDINGS = statement(
+    """
+    INSERT INTO book_holdings (strategy_id, symbol, quantity, cost_basis, realised_pnl)
+    SELECT * FROM unnest(CAST(:books AS text[]), CAST(:symbols AS text[]),
+        CAST(:quantities AS numeric[]), CAST(:costs AS numeric[]), CAST(:realised AS numeric[]))
+    ON CONFLICT (strategy_id, symbol) DO UPDATE SET
+        quantity = book_holdings.quantity + excluded.quantity,
+        cost_basis = book_holdings.cost_basis + excluded.cost_basis,
+        realised_pnl = book_holdings.realised_pnl + excluded.realised_pnl,
+        updated_at = now()
+    """
+)
+_FILL_CASH = statement(
+    f"""
+    WITH entries AS (
+        INSERT INTO cash_entries (strategy_id, kind, amount, book_fill_id, run_id)
+        SELECT strategy_id, '{CashKind.FILL.value}', amount, book_fill_id, run_id
+        FROM unnest(CAST(:books AS text[]), CAST(:amounts AS numeric[]),
+            CAST(:fills AS bigint[]), CAST(:runs AS bigint[]))
+            AS v(strategy_id, amount, book_fill_id, run_id)
+        ORDER BY book_fill_id
+    )
+    UPDATE strategies SET cash = strategies.cash + t.amount, updated_at = now()
+    FROM unnest(CAST(:total_books AS text[]), CAST(:totals AS numeric[])) AS t(id, amount)
+    WHERE strategies.id = t.id
+    """
+)
+
+
 async def _add_to_holdings(
     conn: AsyncConnection, changes: Sequence[tuple[str, str, Decimal, Decimal, Decimal]]
 ) -> None:
@@ -256,41 +297,35 @@ async def _add_to_holdings(
     for book, symbol, quantity, cost, realised in changes:
         q, c, r = sums.get((book, symbol), (ZERO, ZERO, ZERO))
         sums[book, symbol] = (add(q, quantity), add(c, cost), add(r, realised))
-    statement = insert(BookHolding)
+    rows = sorted(sums.items())
     await conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[BookHolding.strategy_id, BookHolding.symbol],
-            set_={
-                "quantity": BookHolding.quantity + statement.excluded.quantity,
-                "cost_basis": BookHolding.cost_basis + statement.excluded.cost_basis,
-                "realised_pnl": BookHolding.realised_pnl + statement.excluded.realised_pnl,
-                "updated_at": func.now(),
-            },
-        ),
-        [
-            {
-                "strategy_id": book,
-                "symbol": symbol,
-                "quantity": quantity,
-                "cost_basis": cost,
-                "realised_pnl": realised,
-            }
-            for (book, symbol), (quantity, cost, realised) in sorted(sums.items())
-        ],
+        _ADD_TO_HOLDINGS,
+        {
+            "books": [book for (book, _), _ in rows],
+            "symbols": [symbol for (_, symbol), _ in rows],
+            "quantities": [q for _, (q, _, _) in rows],
+            "costs": [c for _, (_, c, _) in rows],
+            "realised": [r for _, (_, _, r) in rows],
+        },
     )
 
 
-async def _cash_entries(conn: AsyncConnection, entries: Sequence[dict[str, Any]]) -> None:
-    """Fill cash entries, and each book's running cash (rows already locked, in id order)."""
-    await conn.execute(insert(CashEntry), list(entries))
+async def _fill_cash(conn: AsyncConnection, cash: Sequence[tuple[Posting, int, Decimal]]) -> None:
+    """Fills' cash entries, and each book's running cash, in one statement (rows locked)."""
     sums: dict[str, Decimal] = {}
-    for entry in entries:
-        sums[entry["strategy_id"]] = add(sums.get(entry["strategy_id"], ZERO), entry["amount"])
+    for fill, _, amount in cash:
+        sums[fill.strategy_id] = add(sums.get(fill.strategy_id, ZERO), amount)
+    totals = sorted(sums.items())
     await conn.execute(
-        update(Book)
-        .where(Book.id == bindparam("book"))
-        .values(cash=Book.cash + bindparam("amount", type_=Book.cash.type), updated_at=func.now()),
-        [{"book": book, "amount": amount} for book, amount in sorted(sums.items())],
+        _FILL_CASH,
+        {
+            "books": [f.strategy_id for f, _, _ in cash],
+            "amounts": [amount for _, _, amount in cash],
+            "fills": [fill_id for _, fill_id, _ in cash],
+            "runs": [f.run_id for f, _, _ in cash],
+            "total_books": [book for book, _ in totals],
+            "totals": [amount for _, amount in totals],
+        },
     )
 
 
@@ -357,19 +392,21 @@ async def cash_entry(
         raise LedgerError(f"no book {strategy_id!r}")
 
 
+_ADD_FILL_TOTALS = statement(
+    """
+    INSERT INTO run_fill_totals (run_id, book_fills, traded_value)
+    VALUES (:run, :fills, CAST(:value AS numeric))
+    ON CONFLICT (run_id) DO UPDATE SET
+        book_fills = run_fill_totals.book_fills + excluded.book_fills,
+        traded_value = run_fill_totals.traded_value + excluded.traded_value
+    """
+)
+
+
 async def add_fill_totals(
     conn: AsyncConnection, run_id: int | None, fills: int, value: Decimal
 ) -> None:
     """Add to a run's fill totals: the last lock a booking takes (never the `runs` row)."""
     if run_id is None or not fills:
         return
-    statement = insert(RunFillTotals).values(run_id=run_id, book_fills=fills, traded_value=value)
-    await conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[RunFillTotals.run_id],
-            set_={
-                "book_fills": RunFillTotals.book_fills + fills,
-                "traded_value": RunFillTotals.traded_value + value,
-            },
-        )
-    )
+    await conn.execute(_ADD_FILL_TOTALS, {"run": run_id, "fills": fills, "value": value})

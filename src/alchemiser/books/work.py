@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, tuple_, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from alchemiser.books.bulk import statement
 from alchemiser.books.kinds import CashKind, ExecutionKind, IntentClosure
 from alchemiser.books.models import Book, BookFill, CashEntry, CrossLeg, Execution, Run
 from alchemiser.books.models import Intent as IntentRow
@@ -223,6 +224,25 @@ async def unfilled(
     return unfilled
 
 
+_GROUPS = """
+    intents AS i JOIN unnest(CAST(:runs AS bigint[]), CAST(:symbols AS text[]),
+        CAST(:sides AS text[])) AS g(run_id, symbol, side) USING (run_id, symbol, side)
+"""
+_LOCK_GROUPS = statement(
+    f"SELECT i.id FROM {_GROUPS} ORDER BY i.run_id, i.symbol, i.side, i.strategy_id FOR UPDATE OF i"
+)
+_UNFILLED_GROUPS = statement(
+    f"""
+    SELECT i.run_id, i.symbol, i.side, i.strategy_id, i.quantity - coalesce((
+        SELECT sum(f.quantity) FROM book_fills AS f
+        WHERE (f.run_id, f.strategy_id, f.symbol, f.side)
+            = (i.run_id, i.strategy_id, i.symbol, i.side)
+    ), 0)
+    FROM {_GROUPS}
+    """
+)
+
+
 async def unfilled_groups(
     conn: AsyncConnection, groups: Sequence[tuple[int, str, str]]
 ) -> dict[tuple[int, str, str], dict[str, Decimal]]:
@@ -234,43 +254,13 @@ async def unfilled_groups(
     result: dict[tuple[int, str, str], dict[str, Decimal]] = {g: {} for g in groups}
     if not groups:
         return result
-    wanted = [tuple(g) for g in groups]
-    which = tuple_(IntentRow.run_id, IntentRow.symbol, IntentRow.side).in_(wanted)
-    await conn.execute(
-        select(IntentRow.id)
-        .where(which)
-        .order_by(IntentRow.run_id, IntentRow.symbol, IntentRow.side, IntentRow.strategy_id)
-        .with_for_update()
-    )
-    filled = (
-        select(
-            BookFill.run_id,
-            BookFill.strategy_id,
-            BookFill.symbol,
-            BookFill.side,
-            func.sum(BookFill.quantity).label("quantity"),
-        )
-        .where(tuple_(BookFill.run_id, BookFill.symbol, BookFill.side).in_(wanted))
-        .group_by(BookFill.run_id, BookFill.strategy_id, BookFill.symbol, BookFill.side)
-        .subquery()
-    )
-    rows = await conn.execute(
-        select(
-            IntentRow.run_id,
-            IntentRow.symbol,
-            IntentRow.side,
-            IntentRow.strategy_id,
-            (IntentRow.quantity - func.coalesce(filled.c.quantity, 0)).label("quantity"),
-        )
-        .outerjoin(
-            filled,
-            (filled.c.run_id == IntentRow.run_id)
-            & (filled.c.strategy_id == IntentRow.strategy_id)
-            & (filled.c.symbol == IntentRow.symbol)
-            & (filled.c.side == IntentRow.side),
-        )
-        .where(which)
-    )
+    wanted = {
+        "runs": [run for run, _, _ in groups],
+        "symbols": [symbol for _, symbol, _ in groups],
+        "sides": [side for _, _, side in groups],
+    }
+    await conn.execute(_LOCK_GROUPS, wanted)
+    rows = await conn.execute(_UNFILLED_GROUPS, wanted)
     for run_id, symbol, side, strategy_id, quantity in rows:
         if quantity > 0:
             result[run_id, symbol, side][strategy_id] = quantity
