@@ -213,3 +213,30 @@ async def ledger_state(conn: AsyncConnection) -> dict[str, list[tuple[object, ..
         rows = await conn.execute(text(query))
         state[name] = sorted((tuple(r) for r in rows), key=repr)
     return state
+
+
+async def test_a_batchs_second_sale_closes_the_lots_its_first_sale_left(
+    engine: AsyncEngine,
+) -> None:
+    """Book a sells 3 then 1 TLT of its two lots of 2 in one batch: FIFO across the batch."""
+    cid = coid("TLT", "sell", 0)
+    sales = [
+        ExecutionReport("s-0", "TLT", "sell", D(3), D(95), AT, cid, D(3), D(95)),
+        ExecutionReport("s-1", "TLT", "sell", D(3), D(97), AT, cid, D(6), D(96)),
+    ]
+    async with engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            await books_and_run(conn)
+            alone = await conn.begin_nested()
+            for sale in sales:
+                await ledger.book_execution(conn, sale)
+            expected = await ledger_state(conn)
+            await alone.rollback()
+            await ledger.book_reports(conn, [execution_report(s) for s in sales])
+            state = await ledger_state(conn)
+        finally:
+            await transaction.rollback()
+    assert state == expected
+    open_lots = sorted((book, remaining) for book, symbol, _, _, remaining, _ in state["lots"])
+    assert ("a", D(0)) in open_lots and ("b", D("1.0")) in open_lots

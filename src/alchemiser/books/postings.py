@@ -14,19 +14,17 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, tuple_, update
+from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from alchemiser.books.bulk import names, rows_of, statement
+from alchemiser.books.bulk import arrays, names, rows_of, statement
 from alchemiser.books.kinds import CashKind, ExecutionKind
 from alchemiser.books.models import (
     Book,
     BookHolding,
     CashEntry,
     Execution,
-    Lot,
-    LotClosure,
 )
 from alchemiser.books.money import ZERO, add, mul
 from alchemiser.books.planner import Side
@@ -194,6 +192,38 @@ async def _post_chunk(conn: AsyncConnection, fills: Sequence[Posting]) -> None:
     await _fill_cash(conn, sorted(cash, key=lambda c: c[1]))
 
 
+# Each book's open lots in the sold symbols, oldest first (FIFO), locked.
+_OPEN_LOTS = statement(
+    """
+    SELECT l.id, l.strategy_id, l.symbol, l.remaining, l.cost_price
+    FROM lots AS l JOIN unnest(CAST(:books AS text[]), CAST(:symbols AS text[]))
+        AS s(strategy_id, symbol) USING (strategy_id, symbol)
+    WHERE l.remaining > 0
+    ORDER BY l.strategy_id, l.symbol, l.opened_at, l.id
+    FOR UPDATE OF l
+    """
+)
+_CLOSURE_COLUMNS = [
+    ("lot_id", "bigint"),
+    ("book_fill_id", "bigint"),
+    ("quantity", "numeric"),
+    ("cost_price", "numeric"),
+    ("sale_price", "numeric"),
+    ("realised_pnl", "numeric"),
+]
+# The lots' new remaining quantities and what closed them, in one statement.
+_CLOSE_LOTS = statement(
+    f"""
+    WITH closures AS (
+        INSERT INTO lot_closures ({names(_CLOSURE_COLUMNS)}) {rows_of(_CLOSURE_COLUMNS)}
+    )
+    UPDATE lots SET remaining = v.remaining
+    FROM unnest(CAST(:lots AS bigint[]), CAST(:remaining AS numeric[])) AS v(id, remaining)
+    WHERE lots.id = v.id
+    """
+)
+
+
 async def _close_lots_fifo(
     conn: AsyncConnection, sells: Sequence[tuple[Posting, int]]
 ) -> list[tuple[Decimal, Decimal]]:
@@ -204,10 +234,8 @@ async def _close_lots_fifo(
     pairs = sorted({(f.strategy_id, f.symbol) for f, _ in sells})
     lots = (
         await conn.execute(
-            select(Lot.id, Lot.strategy_id, Lot.symbol, Lot.remaining, Lot.cost_price)
-            .where(tuple_(Lot.strategy_id, Lot.symbol).in_(pairs), Lot.remaining > 0)
-            .order_by(Lot.strategy_id, Lot.symbol, Lot.opened_at, Lot.id)
-            .with_for_update()
+            _OPEN_LOTS,
+            {"books": [book for book, _ in pairs], "symbols": [symbol for _, symbol in pairs]},
         )
     ).all()
     remaining = {lot.id: lot.remaining for lot in lots}
@@ -248,12 +276,13 @@ async def _close_lots_fifo(
     if closures:
         lowered = sorted({c["lot_id"] for c in closures})
         await conn.execute(
-            update(Lot)
-            .where(Lot.id == bindparam("lot"))
-            .values(remaining=bindparam("left", type_=Lot.remaining.type)),
-            [{"lot": lot_id, "left": remaining[lot_id]} for lot_id in lowered],
+            _CLOSE_LOTS,
+            {
+                "lots": lowered,
+                "remaining": [remaining[lot_id] for lot_id in lowered],
+                **arrays(_CLOSURE_COLUMNS, closures),
+            },
         )
-        await conn.execute(insert(LotClosure), closures)
     return result
 
 
