@@ -33,6 +33,11 @@ def rows_of(columns: Columns) -> str:
     )
 
 
+def insert_rows(table: str, columns: Columns) -> str:
+    """`INSERT INTO table (name, ...)` of the arrays' rows, in order."""
+    return f"INSERT INTO {table} ({names(columns)}) {rows_of(columns)}"
+
+
 def statement(sql: str) -> TextClause:
     return text(" ".join(sql.split()))
 

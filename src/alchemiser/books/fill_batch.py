@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from alchemiser.books.bulk import arrays, names, rows_of, statement
+from alchemiser.books.bulk import arrays, insert_rows, statement
 from alchemiser.books.kinds import ExecutionKind, status_moves_forward
 from alchemiser.books.money import (
     EXACT,
@@ -60,7 +60,7 @@ _EXECUTION_COLUMNS = [
 ]
 _INSERT_EXECUTIONS = statement(
     f"""
-    INSERT INTO executions ({names(_EXECUTION_COLUMNS)}) {rows_of(_EXECUTION_COLUMNS)}
+    {insert_rows("executions", _EXECUTION_COLUMNS)}
     ON CONFLICT (execution_id) DO NOTHING RETURNING execution_id
     """
 )

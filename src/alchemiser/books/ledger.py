@@ -9,7 +9,8 @@ is done in modules along the daily run's steps:
 - `runs`: a run's record (runs, signals, its plan, prices);
 - `orders`: orders recorded before they are sent, adopted by client order id
   (`order_ids`: the ids, from a run's natural key);
-- `fills`: broker executions and internal crosses, split among the books;
+- `fills`: broker executions and internal crosses, split among the books
+  (`fill_batch`: many reports at once, a few statements in all);
 - `postings`: the only code that writes lots, holdings and cash;
 - `work`: a run's remaining work (crosses, sells, buys capped to cash);
 - `activities`: fees, dividends and splits from the broker's account activities.

@@ -18,7 +18,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from alchemiser.books.bulk import arrays, names, rows_of, statement
+from alchemiser.books.bulk import arrays, insert_rows, statement
 from alchemiser.books.fills import book_parked, lock_client_order_id, lock_client_order_ids
 from alchemiser.books.kinds import FINAL_RANK, ORDER_STATUS_RANK, status_moves_forward
 from alchemiser.books.models import BrokerOrder, Run
@@ -110,7 +110,7 @@ _ORDER_COLUMNS = [
 _INSERT_NEW_ORDERS = statement(
     f"""
     WITH new AS (
-        INSERT INTO broker_orders ({names(_ORDER_COLUMNS)}) {rows_of(_ORDER_COLUMNS)}
+        {insert_rows("broker_orders", _ORDER_COLUMNS)}
         ON CONFLICT (client_order_id) DO NOTHING
         RETURNING client_order_id, id, run_id
     ), counted AS (

@@ -18,7 +18,7 @@ from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from alchemiser.books.bulk import arrays, names, rows_of, statement
+from alchemiser.books.bulk import arrays, insert_rows, rows_of, statement
 from alchemiser.books.kinds import CashKind, ExecutionKind
 from alchemiser.books.models import (
     Book,
@@ -117,7 +117,7 @@ _FILL_COLUMNS = [
 ]
 _INSERT_FILLS = statement(
     f"""
-    INSERT INTO book_fills ({names(_FILL_COLUMNS)}) {rows_of(_FILL_COLUMNS)}
+    {insert_rows("book_fills", _FILL_COLUMNS)}
     RETURNING execution_id, strategy_id, id
     """
 )
@@ -215,7 +215,7 @@ _CLOSURE_COLUMNS = [
 _CLOSE_LOTS = statement(
     f"""
     WITH closures AS (
-        INSERT INTO lot_closures ({names(_CLOSURE_COLUMNS)}) {rows_of(_CLOSURE_COLUMNS)}
+        {insert_rows("lot_closures", _CLOSURE_COLUMNS)}
     )
     UPDATE lots SET remaining = v.remaining
     FROM unnest(CAST(:lots AS bigint[]), CAST(:remaining AS numeric[])) AS v(id, remaining)
