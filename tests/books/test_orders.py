@@ -205,3 +205,23 @@ async def test_remaining_work_is_crosses_then_sells_then_buys_capped_to_cash(
     assert (work.crosses, work.sells) == ((), ())
     (buy,) = work.buys
     assert buy.quantity * buy.reference_price <= D(5000)
+
+
+async def test_many_orders_are_rejected_in_one_call_final_ones_kept(conn: AsyncConnection) -> None:
+    run_id = await planned(conn, Intent("a", "SPY", "buy", D(10), D(100), "rebalance"))
+    ids = [f"alch-20261102-daily-SPY-buy-{step}" for step in range(3)]
+    for step, (coid, status) in enumerate(zip(ids, ["new", "pending_new", "filled"], strict=True)):
+        await ledger.record_broker_order(
+            conn,
+            BrokerOrderRecord(
+                coid, run_id, "SPY", "buy", step, "limit", D(10), status, fractionable=True
+            ),
+        )
+    refusals = [(ids[0], "wash trade"), (ids[1], "not sent"), (ids[2], "late"), (ids[0], "again")]
+    await ledger.reject_orders(conn, refusals)
+    rows = await conn.execute(text("select status, reject_reason from broker_orders order by step"))
+    assert [tuple(r) for r in rows] == [
+        ("rejected", "wash trade"),
+        ("rejected", "not sent"),
+        ("filled", None),
+    ]

@@ -280,3 +280,21 @@ async def test_an_order_still_on_the_wire_when_a_run_stops_is_settled_not_called
         statuses = (await conn.execute(text("SELECT status FROM broker_orders"))).scalars()
         assert "rejected" not in list(statuses)
     assert await wiring.reconciled()
+
+
+async def test_the_phases_start_without_a_full_collection_of_the_process(wiring: Wiring) -> None:
+    """Setting the process aside must not first collect all of it: that stopped the
+    loop ~150 ms at the start of every run (the walks' lag probe could not see it)."""
+    run_id = await wiring.plan("open", [("alpha", "SPY", "buy", 3)])
+    full: list[int] = []
+
+    def watch(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            full.append(gc.get_freeze_count())
+
+    gc.callbacks.append(watch)
+    try:
+        await execute(wiring.desk(), run_id)
+    finally:
+        gc.callbacks.remove(watch)
+    assert not full or full[0] > 0, "a full collection of everything the process holds"

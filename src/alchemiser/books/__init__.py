@@ -17,9 +17,11 @@ through `retry.transact`, which retries deadlock and serialization victims):
   `input_hash`), `load_intents`, `record_prices`.
 - `orders`: `record_broker_order` (before sending; status only forward), `next_order`
   (a walk's next step and its id), `adopt_order`, `find_broker_orders`.
-- `fills`: `book_execution` (stream), `book_order_progress` (REST), `book_cross`;
-  fills of unrecorded own orders parked, `foreign_fills` reported.
+- `fills`: `book_execution` (stream), `book_order_progress` (REST), `book_reports`
+  (a batch of both, and statuses), `book_cross`; fills of unrecorded own orders
+  parked, `foreign_fills` reported. `fill_batch`: a batch's bookings, set-based.
 - `postings`: the only writer of lots, holdings and cash.
+- `bulk`: constant statements over one array per column, for the hot writes.
 - `work`: `remaining_work` (crosses, sells, buys capped to cash), `net_run`,
   `affordable_buy_orders`, `close_intents`.
 - `activities`: `fetch_activities`, `book_activities` (fees, dividends, splits).

@@ -9,7 +9,8 @@ is done in modules along the daily run's steps:
 - `runs`: a run's record (runs, signals, its plan, prices);
 - `orders`: orders recorded before they are sent, adopted by client order id
   (`order_ids`: the ids, from a run's natural key);
-- `fills`: broker executions and internal crosses, split among the books;
+- `fills`: broker executions and internal crosses, split among the books
+  (`fill_batch`: many reports at once, a few statements in all);
 - `postings`: the only code that writes lots, holdings and cash;
 - `work`: a run's remaining work (crosses, sells, buys capped to cash);
 - `activities`: fees, dividends and splits from the broker's account activities.
@@ -23,8 +24,8 @@ from alchemiser.books.activities import (
     fetch_activities,
     parse_activity,
 )
+from alchemiser.books.fill_batch import BookedFill
 from alchemiser.books.fills import (
-    BookedFill,
     ExecutionReport,
     OrderProgress,
     advance_orders,
@@ -32,6 +33,7 @@ from alchemiser.books.fills import (
     book_execution,
     book_order_progress,
     book_parked,
+    book_reports,
     foreign_fills,
 )
 from alchemiser.books.funding import (
@@ -99,6 +101,7 @@ __all__ = [
     "book_execution",
     "book_order_progress",
     "book_parked",
+    "book_reports",
     "client_order_id",
     "close_intents",
     "deposit",

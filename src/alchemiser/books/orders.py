@@ -8,20 +8,20 @@ natural key (`adopt_order`). Recording an order books what was parked for it.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from alchemiser.books.fills import book_parked, lock_client_order_id
+from alchemiser.books.bulk import arrays, insert_rows, statement
+from alchemiser.books.fills import book_parked, lock_client_order_id, lock_client_order_ids
 from alchemiser.books.kinds import FINAL_RANK, ORDER_STATUS_RANK, status_moves_forward
-from alchemiser.books.models import BrokerOrder, ParkedFill, Run
+from alchemiser.books.models import BrokerOrder, Run
 from alchemiser.books.order_ids import client_order_id, parse_client_order_id
 from alchemiser.books.planner import Side
 from alchemiser.books.postings import LedgerError
@@ -87,38 +87,60 @@ def _row(order: BrokerOrderRecord) -> dict[str, Any]:
     }
 
 
+_ORDER_COLUMNS = [
+    ("client_order_id", "text"),
+    ("run_id", "bigint"),
+    ("symbol", "text"),
+    ("side", "text"),
+    ("step", "integer"),
+    ("order_type", "text"),
+    ("quantity", "numeric"),
+    ("limit_price", "numeric"),
+    ("status", "text"),
+    ("alpaca_order_id", "text"),
+    ("fractionable", "boolean"),
+    ("replaces", "text"),
+    ("reject_reason", "text"),
+    ("quote_bid", "numeric"),
+    ("quote_ask", "numeric"),
+    ("quote_at", "timestamptz"),
+    ("sent_at", "timestamptz"),
+]
+# New orders, their runs' counts and whether a fill was parked for them: one statement.
+_INSERT_NEW_ORDERS = statement(
+    f"""
+    WITH new AS (
+        {insert_rows("broker_orders", _ORDER_COLUMNS)}
+        ON CONFLICT (client_order_id) DO NOTHING
+        RETURNING client_order_id, id, run_id
+    ), counted AS (
+        UPDATE runs SET broker_orders = runs.broker_orders + n.orders
+        FROM (SELECT run_id, count(*) AS orders FROM new GROUP BY run_id) AS n
+        WHERE runs.id = n.run_id
+    )
+    SELECT new.client_order_id, new.id,
+        EXISTS (SELECT FROM parked_fills p WHERE p.client_order_id = new.client_order_id)
+    FROM new ORDER BY new.id
+    """
+)
+
+
 async def record_new_orders(
     conn: AsyncConnection, orders: Sequence[BrokerOrderRecord]
 ) -> Sequence[int]:
     """Record many orders at once (walks stepping together); their row ids, in order.
 
-    The fast path of `record_broker_order` for orders about to be sent: a few
+    The fast path of `record_broker_order` for orders about to be sent: two
     statements for the whole batch. An id that exists already takes the slow path.
     """
-    ids = sorted({o.client_order_id for o in orders})
-    await conn.execute(
-        text(
-            "SELECT pg_advisory_xact_lock(hashtextextended(cid, 0)) "
-            "FROM unnest(CAST(:ids AS text[])) AS cid ORDER BY cid"
-        ),
-        {"ids": ids},
-    )
-    inserted = await conn.execute(
-        insert(BrokerOrder)
-        .on_conflict_do_nothing(index_elements=[BrokerOrder.client_order_id])
-        .returning(BrokerOrder.client_order_id, BrokerOrder.id, sort_by_parameter_order=True),
-        [_row(o) for o in orders],
-    )
-    row_ids: dict[str, int] = {cid: row_id for cid, row_id in inserted}
-    for run_id, count in Counter(o.run_id for o in orders if o.client_order_id in row_ids).items():
-        await add_run_totals(conn, run_id, broker_orders=count)
-    parked = await conn.scalars(
-        select(ParkedFill.client_order_id)
-        .where(ParkedFill.client_order_id.in_(list(row_ids)))
-        .distinct()
-    )
-    for parked_id in parked.all():
-        await book_parked(conn, parked_id)
+    await lock_client_order_ids(conn, [o.client_order_id for o in orders])
+    # After the locks (a new snapshot): a fill parked before them is seen here.
+    inserted = await conn.execute(_INSERT_NEW_ORDERS, arrays(_ORDER_COLUMNS, map(_row, orders)))
+    row_ids: dict[str, int] = {}
+    for cid, row_id, parked in inserted:
+        row_ids[cid] = row_id
+        if parked:
+            await book_parked(conn, cid)
     for order in orders:
         if order.client_order_id not in row_ids:
             row_ids[order.client_order_id] = await record_broker_order(conn, order)
@@ -166,16 +188,22 @@ async def record_broker_order(conn: AsyncConnection, order: BrokerOrderRecord) -
 
 
 async def reject_orders(conn: AsyncConnection, rejections: Sequence[tuple[str, str]]) -> None:
-    """Mark recorded orders rejected, (client order id, reason), unless already final."""
+    """Mark recorded orders rejected, (client order id, reason), unless already final.
+
+    One statement for the batch; an order named twice keeps its first reason.
+    """
+    reasons: dict[str, str] = {}
+    for cid, reason in rejections:
+        reasons.setdefault(cid, reason)
     final = [status for status, rank in ORDER_STATUS_RANK.items() if rank >= FINAL_RANK]
     await conn.execute(
-        update(BrokerOrder)
-        .where(
-            BrokerOrder.client_order_id == bindparam("refused_id"),
-            BrokerOrder.status.not_in(final),
-        )
-        .values(status="rejected", reject_reason=bindparam("reason"), updated_at=func.now()),
-        [{"refused_id": cid, "reason": reason} for cid, reason in rejections],
+        text(
+            "UPDATE broker_orders AS o SET status = 'rejected', reject_reason = r.reason,"
+            " updated_at = now()"
+            " FROM unnest(CAST(:ids AS text[]), CAST(:reasons AS text[])) AS r(cid, reason)"
+            " WHERE o.client_order_id = r.cid AND o.status <> ALL(CAST(:final AS text[]))"
+        ),
+        {"ids": list(reasons), "reasons": list(reasons.values()), "final": final},
     )
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from alchemiser.books.bulk import statement
 from alchemiser.books.kinds import CashKind, ExecutionKind, IntentClosure
 from alchemiser.books.models import Book, BookFill, CashEntry, CrossLeg, Execution, Run
 from alchemiser.books.models import Intent as IntentRow
@@ -221,6 +222,49 @@ async def unfilled(
         if row.quantity > 0:
             unfilled[row.strategy_id, row.symbol, row.side] = (row.quantity, row.reference_price)
     return unfilled
+
+
+_GROUPS = """
+    intents AS i JOIN unnest(CAST(:runs AS bigint[]), CAST(:symbols AS text[]),
+        CAST(:sides AS text[])) AS g(run_id, symbol, side) USING (run_id, symbol, side)
+"""
+_LOCK_GROUPS = statement(
+    f"SELECT i.id FROM {_GROUPS} ORDER BY i.run_id, i.symbol, i.side, i.strategy_id FOR UPDATE OF i"
+)
+_UNFILLED_GROUPS = statement(
+    f"""
+    SELECT i.run_id, i.symbol, i.side, i.strategy_id, i.quantity - coalesce((
+        SELECT sum(f.quantity) FROM book_fills AS f
+        WHERE (f.run_id, f.strategy_id, f.symbol, f.side)
+            = (i.run_id, i.strategy_id, i.symbol, i.side)
+    ), 0)
+    FROM {_GROUPS}
+    """
+)
+
+
+async def unfilled_groups(
+    conn: AsyncConnection, groups: Sequence[tuple[int, str, str]]
+) -> dict[tuple[int, str, str], dict[str, Decimal]]:
+    """(run, symbol, side) → each book's intent minus its fills in the run, if > 0.
+
+    `unfilled` of many net orders at once, their intents locked first (in one
+    statement): a booking that waited for the lock sees what its predecessor booked.
+    """
+    result: dict[tuple[int, str, str], dict[str, Decimal]] = {g: {} for g in groups}
+    if not groups:
+        return result
+    wanted = {
+        "runs": [run for run, _, _ in groups],
+        "symbols": [symbol for _, symbol, _ in groups],
+        "sides": [side for _, _, side in groups],
+    }
+    await conn.execute(_LOCK_GROUPS, wanted)
+    rows = await conn.execute(_UNFILLED_GROUPS, wanted)
+    for run_id, symbol, side, strategy_id, quantity in rows:
+        if quantity > 0:
+            result[run_id, symbol, side][strategy_id] = quantity
+    return result
 
 
 async def affordable_buy_orders(

@@ -20,6 +20,7 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alchemiser.books import ledger
+from alchemiser.books.fills import execution_report, progress_report
 from alchemiser.books.group_commit import GroupCommit
 from alchemiser.books.halts import EVERYTHING, halts
 from alchemiser.books.kinds import FINAL_RANK, ORDER_STATUS_RANK
@@ -227,20 +228,18 @@ class _Booking:
 
 
 async def _book_many(conn: AsyncConnection, bookings: Sequence[_Booking]) -> list[None]:
-    """Fills one by one (cumulative progress: in any order, once), then statuses at once."""
-    statuses, refused = [], []
+    """Fills and statuses in one batch (cumulative progress: in any order, once), then refusals."""
+    reports, refused = [], []
     for booking in bookings:
         report = booking.report
         if isinstance(report, ExecutionReport):
-            await ledger.book_execution(conn, report)
+            reports.append(execution_report(report))
         elif isinstance(report, _Rejection):
             refused.append((report.client_order_id, report.reason))
-        elif booking.fills:
-            await ledger.book_order_progress(conn, report)
         else:
-            statuses.append(report)
-    if statuses:
-        await ledger.advance_orders(conn, statuses)
+            reports.append(progress_report(report, fills=booking.fills))
+    if reports:
+        await ledger.book_reports(conn, reports)
     if refused:
         await ledger.reject_orders(conn, refused)
     return [None] * len(bookings)
