@@ -115,13 +115,13 @@ class Facts:
     """What a node decided on each day of the range (its columns' last rows),
     for the live trace. Kept per subtree key: equal subtrees decide alike."""
 
-    held: Bools | None = None
     conditions: list[Bools] = field(default_factory=list)  # `if`: in pre-order
     scores: Floats | None = None  # filter scores, inverse volatility's sigmas; NaN: failed
     order: Ints | None = None  # filter: children by rank
     scored: Ints | None = None  # filter: children by score alone
     ranked: Ints | None = None  # filter: how many children are ranked
     total: Floats | None = None  # inverse volatility: sum of the weights
+    held: Bools | None = None  # inverse volatility: (day, child) holds something
 
 
 @dataclass(frozen=True)
@@ -320,6 +320,12 @@ class Columns:
     def returns(self, ticker: str, days: int) -> Floats:
         return self.prices.return_column(ticker)[self.end - days + 1 : self.end + 1]
 
+    def prefetch(self, node: Filter | WeightInverseVolatility, name: str, params: Params) -> None:
+        """The metric of all asset children in one query (a filter may rank hundreds)."""
+        self.prices.prefetch(
+            (name, c.ticker, params) for c in node.children if isinstance(c, Asset)
+        )
+
     @staticmethod
     def any(masks: Iterable[Bools], days: int) -> Bools:
         out = np.zeros(days, dtype=np.bool_)
@@ -345,8 +351,6 @@ class Columns:
         if table is None:
             table = self._compute(node, self.spans[key])
             self.done.add(key)
-            if self.facts is not None:
-                self.fact(node).held = self.last(table.held())
         self.calls[key] -= 1
         if self.calls[key] > 0:
             self.memo[key] = table
@@ -471,6 +475,7 @@ class Columns:
 
     def inverse_volatility(self, node: WeightInverseVolatility, days: int) -> Table:
         name, params = scoring(node)
+        self.prefetch(node, name, params)
         full = [self.table(c) for c in node.children]
         tables = [t.tail(days) for t in full]
         held = [t.held() for t in tables]
@@ -497,10 +502,12 @@ class Columns:
             failed = np.stack(sigma_bads, axis=1)
             facts.scores = self.last(np.where(failed, np.nan, np.stack(sigmas, axis=1)))
             facts.total = self.last(sum(weights, np.zeros(days)))
+            facts.held = self.last(np.stack(held, axis=1))
         return self.weighted(tables, weights, uses, bad)
 
     def filter(self, node: Filter, days: int) -> Table:
         name, params = node.metric.name, node.metric.params
+        self.prefetch(node, name, params)
         full = [self.table(c) for c in node.children]
         tables = [t.tail(days) for t in full]
         # Every child is scored (on its NAV: its past days); only the chosen are evaluated today.

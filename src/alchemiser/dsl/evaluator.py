@@ -29,7 +29,7 @@ from alchemiser.dsl.choices import weighted as _weighted
 from alchemiser.dsl.columns import normalised
 from alchemiser.dsl.errors import StrategyDataError, StrategyError
 from alchemiser.dsl.indicators import PriceHistory
-from alchemiser.dsl.live import Block, Reader, strategy_block
+from alchemiser.dsl.live import Block, Reader, block
 
 # Consecutive dates of one strategy are computed in blocks of 1, 2, 4, ... days
 # ahead, at most this many (memory: a block keeps each node's decisions).
@@ -74,7 +74,7 @@ def _block(strategy: Strategy, prices: PriceHistory, i: int, choices: Choices) -
         # Days are independent of later ones, so a block ahead serves later dates.
         memo.size = min(BLOCK_DAYS_MAX, 2 * memo.size) or 1
         days = range(i, min(i + memo.size, len(prices.calendar)))
-        memo.found = strategy_block(strategy, prices, days, choices)
+        memo.found = block(prices, strategy.body, days, choices)
     return memo.found
 
 

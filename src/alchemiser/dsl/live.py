@@ -1,7 +1,9 @@
 """One date's evaluation read off the columns: weights, decision trace, errors.
 
 `block` computes a strategy's columns over a few consecutive days (one, for a
-live run), each node only over the look-back those days need. `Reader` then
+live run), each node only over the look-back those days need, reading only the
+indicator series of the branches it takes (computed on first use, a filter's
+asset children in one query). `Reader` then
 follows the evaluation order on one of those days (spec §8): the nodes on the
 traced path, each `if`'s condition with its comparisons, each indicator read,
 each filter's candidates and each inverse-volatility node's children, taking
@@ -29,7 +31,6 @@ from alchemiser.dsl.ast import (
     Not,
     Number,
     Params,
-    Strategy,
     WeightEqual,
     WeightInverseVolatility,
     WeightSpecified,
@@ -42,7 +43,6 @@ from alchemiser.dsl.columns import (
     Columns,
     Facts,
     Table,
-    indicator_uses,
     nav_length,
     preorder,
     scoring,
@@ -60,13 +60,6 @@ class Block:
     days: range
     columns: Columns
     table: Table  # the strategy's allocation on each of `days`
-
-
-def strategy_block(
-    strategy: Strategy, prices: PriceHistory, days: range, choices: Choices
-) -> Block:
-    prices.prefetch(indicator_uses(strategy))  # one query per indicator and parameters
-    return block(prices, strategy.body, days, choices)
 
 
 def block(prices: PriceHistory, body: Node, days: range, choices: Choices) -> Block:
@@ -104,11 +97,6 @@ class Reader:
     def facts(self, node: Node) -> Facts:
         assert self.columns.facts is not None
         return self.columns.facts[self.columns.keys[id(node)]]
-
-    def held(self, node: Node) -> bool:
-        held = self.facts(node).held
-        assert held is not None
-        return bool(held[self.row])
 
     def fail(self, node: Node) -> NoReturn:
         """Raise the first error the node's evaluation on the day meets."""
@@ -254,12 +242,13 @@ class Reader:
 
     def inverse_volatility(self, node: WeightInverseVolatility, trace: Trace | None) -> None:
         facts = self.facts(node)
-        assert facts.scores is not None and facts.total is not None
+        assert facts.scores is not None and facts.total is not None and facts.held is not None
         sigmas = facts.scores[self.row].tolist()
+        held = facts.held[self.row].tolist()
         rows: list[tuple[Node, float]] = []
-        for child, sigma in zip(node.children, sigmas, strict=True):
+        for child, sigma, holds in zip(node.children, sigmas, held, strict=True):
             self.visit(child, trace)
-            if self.held(child):
+            if holds:
                 if math.isnan(sigma):
                     self.metric_failure(child, *scoring(node))
                 rows.append((child, sigma))
