@@ -3,8 +3,8 @@
 The strategy's columns (`columns`) are computed over the days the date needs
 and read on that date (`live`): the weights, the trace of the traced path and,
 on failure, the first error in the evaluation order. Evaluating more dates of
-one `PriceHistory` computes the columns over growing blocks of days ahead,
-kept in the history, so a backtest-like loop costs about one columnar pass.
+one strategy on one `PriceHistory` computes the columns over growing blocks of
+days ahead, kept in the history: a loop over dates costs a few columnar passes.
 """
 
 from __future__ import annotations
@@ -31,8 +31,10 @@ from alchemiser.dsl.errors import StrategyDataError, StrategyError
 from alchemiser.dsl.indicators import PriceHistory
 from alchemiser.dsl.live import Block, Reader, block
 
-# Consecutive dates of one strategy are computed in blocks of 1, 2, 4, ... days
-# ahead, at most this many (memory: a block keeps each node's decisions).
+# Consecutive dates of one strategy are computed in blocks of days ahead: one
+# day first (a live run), then 8, then 64 (memory: a block keeps each node's
+# decisions on each of its days).
+BLOCK_DAYS_GROWTH = 8
 BLOCK_DAYS_MAX = 64
 
 
@@ -72,7 +74,7 @@ def _block(strategy: Strategy, prices: PriceHistory, i: int, choices: Choices) -
         prices.memos[id(strategy)] = memo
     if memo.found is None or i not in memo.found.days:
         # Days are independent of later ones, so a block ahead serves later dates.
-        memo.size = min(BLOCK_DAYS_MAX, 2 * memo.size) or 1
+        memo.size = min(BLOCK_DAYS_MAX, BLOCK_DAYS_GROWTH * memo.size) or 1
         days = range(i, min(i + memo.size, len(prices.calendar)))
         memo.found = block(prices, strategy.body, days, choices)
     return memo.found

@@ -64,7 +64,9 @@ class Block:
 
 def block(prices: PriceHistory, body: Node, days: range, choices: Choices) -> Block:
     columns = Columns(prices, body, days, choices, record=True)
-    return Block(days, columns, columns.root(body))
+    table = columns.root(body)
+    columns.memo.clear()  # the block keeps the decisions (facts), not the tables
+    return Block(days, columns, table)
 
 
 def label(node: Node) -> str:
