@@ -150,3 +150,17 @@ def test_random_strategies_fail_and_trace_as_the_walk(body: Node, flipped: str |
             patch.setattr(oracle, flipped, False)
         for i in (5, 150, 260, 279, 281, 299):
             assert_same(strategy, prices, walked, prices.calendar[i])
+
+
+def test_a_date_read_from_a_block_is_the_date_evaluated_alone() -> None:
+    # Dates evaluated in a row share blocks of columns computed ahead; each must
+    # be exactly what a fresh history gives for that date alone.
+    strategy = parse_strategy(GAPS.replace('"EEE"', '"AAA"'), "gaps.clj")
+    data = random_walk_prices(["AAA", "BBB", "CCC", "DDD"], AS_OF, 40, seed=4)
+    shared = PriceHistory(data)
+    for when in shared.calendar[10:]:
+        mine = outcome(evaluate, strategy, shared, when)
+        alone = outcome(evaluate, strategy, PriceHistory(data), when)
+        assert type(mine) is type(alone) and str(mine) == str(alone), when
+        if not isinstance(mine, StrategyError):
+            assert (mine.weights, mine.trace) == (alone.weights, alone.trace), when

@@ -149,16 +149,20 @@ class Allocations:
 
 
 class _Sum:
-    """Weights accumulated into a table, ticker by ticker in order of addition."""
+    """Weights accumulated into a table, part by part in order of addition.
+
+    Every table lists its tickers sorted, whichever parts were computed (a
+    branch taken on no day is not): sums across tickers (a NAV's daily return,
+    the weights' total) then add the same floats in the same order, so a day's
+    result does not depend on the other days computed with it."""
 
     def __init__(self, days: int) -> None:
         self.days = days
-        self.index: dict[str, int] = {}
+        self.tickers: set[str] = set()
         self.parts: list[Table] = []
 
     def add(self, table: Table) -> None:
-        for ticker in table.tickers:
-            self.index.setdefault(ticker, len(self.index))
+        self.tickers.update(table.tickers)
         self.parts.append(table)
 
     def table(
@@ -170,7 +174,9 @@ class _Sum:
 
         Table weights are finite, so a zero factor gives exact zeros, and a day
         is held when some part is held on it under its mask (mul and div > 0)."""
-        out = np.zeros((self.days, len(self.index)))
+        tickers = sorted(self.tickers)
+        index = {t: k for k, t in enumerate(tickers)}
+        out = np.zeros((self.days, len(tickers)))
         held = np.zeros(self.days, dtype=np.bool_)
         for k, part in enumerate(self.parts):
             if not part.tickers:
@@ -179,14 +185,22 @@ class _Sum:
             values = part.weights * np.where(mask, mul, 0.0)[:, None]
             if div is not None:
                 values /= np.where(mask, div, 1.0)[:, None]
-            first = self.index[part.tickers[0]]
+            first = index[part.tickers[0]]
             width = len(part.tickers)
-            if all(self.index[t] == first + j for j, t in enumerate(part.tickers)):
+            if all(index[t] == first + j for j, t in enumerate(part.tickers)):
                 out[:, first : first + width] += values
             else:
-                out[:, [self.index[t] for t in part.tickers]] += values
+                out[:, [index[t] for t in part.tickers]] += values
             held |= mask & part.held()
-        return Table(list(self.index), out, bad, held)
+        return Table(tickers, out, bad, held)
+
+
+def row_totals(table: Table) -> Floats:
+    """Each day's sum of weights, ticker by ticker in the table's (sorted) order."""
+    total = np.zeros(len(table.bad))
+    for k in range(len(table.tickers)):
+        total = total + table.weights[:, k]
+    return total
 
 
 @dataclass(frozen=True)
@@ -468,10 +482,11 @@ class Columns:
         """The choices' `weighted` of the children; empty on days none takes part."""
         unit = self.choices.weighted([(w, t.unit()) for t, w in zip(tables, weights, strict=True)])
         used = self.any(uses, len(bad))
-        out = np.zeros((len(bad), len(unit)))
-        for k, values in enumerate(unit.values()):
-            out[:, k] = np.where(used, values, 0.0)
-        return Table(list(unit), out, bad)
+        tickers = sorted(unit)
+        out = np.zeros((len(bad), len(tickers)))
+        for k, ticker in enumerate(tickers):
+            out[:, k] = np.where(used, unit[ticker], 0.0)
+        return Table(tickers, out, bad)
 
     def inverse_volatility(self, node: WeightInverseVolatility, days: int) -> Table:
         name, params = scoring(node)
@@ -561,10 +576,8 @@ class Columns:
         chosen_held = np.take_along_axis(held, chosen, axis=1)
         with np.errstate(divide="ignore"):
             share = 1.0 / chosen_held.sum(axis=1)
-        index: dict[str, int] = {}
-        for table in tables:
-            for ticker in table.tickers:
-                index.setdefault(ticker, len(index))
+        tickers = sorted({t for table in tables for t in table.tickers})
+        index = {t: k for k, t in enumerate(tickers)}
         out = np.zeros((days, len(index)))
         rows = np.arange(days)
         single = all(len(t.tickers) == 1 for t in tables)
@@ -583,7 +596,7 @@ class Columns:
                 cols = [index[t] for t in table.tickers]
                 on = mask & (picked == k)
                 out[:, cols] += np.where(on[:, None], table.weights * share[:, None], 0.0)
-        return Table(list(index), out, bad, np.asarray(chosen_held.any(axis=1), dtype=np.bool_))
+        return Table(tickers, out, bad, np.asarray(chosen_held.any(axis=1), dtype=np.bool_))
 
     # ----------------------------------------------------------------- metrics
 
@@ -693,7 +706,7 @@ def indicator_uses(strategy: Strategy) -> Iterable[tuple[str, str, Params]]:
 def normalised(table: Table) -> Allocations:
     """The table's weights divided by their sum; bad and empty days are zero rows."""
     bad = table.bad | ~table.held()
-    total = table.weights.sum(axis=1)
+    total = row_totals(table)
     with np.errstate(all="ignore"):
         weights = np.where(bad[:, None], 0.0, table.weights / total[:, None])
     return Allocations(table.tickers, weights, bad)
@@ -705,7 +718,7 @@ def allocations(strategy: Strategy, prices: PriceHistory) -> Allocations:
     days = range(len(prices.calendar))
     columns = Columns(prices, strategy.body, days, DEFAULT_CHOICES, record=False)
     table = run_deep(lambda: columns.root(strategy.body))
-    total = table.weights.sum(axis=1)
+    total = row_totals(table)
     wrong = ~table.bad & table.held() & (np.abs(total - 1.0) > WEIGHT_SUM_TOLERANCE)
     if wrong.any():
         day = prices.calendar[int(np.argmax(wrong))]

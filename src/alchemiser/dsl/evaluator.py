@@ -26,7 +26,7 @@ from alchemiser.dsl.choices import (
     Choices,
 )
 from alchemiser.dsl.choices import weighted as _weighted
-from alchemiser.dsl.columns import normalised
+from alchemiser.dsl.columns import normalised, row_totals
 from alchemiser.dsl.errors import StrategyDataError, StrategyError
 from alchemiser.dsl.indicators import PriceHistory
 from alchemiser.dsl.live import Block, Reader, block
@@ -89,7 +89,7 @@ def _evaluate(strategy: Strategy, prices: PriceHistory, i: int) -> Evaluation:
         reader.fail(strategy.body)
     if not found.table.held()[reader.row]:
         raise StrategyError(f"the strategy selected nothing as of {as_of}")
-    total = float(found.table.weights[reader.row].sum())
+    total = float(row_totals(found.table)[reader.row])
     if abs(total - 1.0) > WEIGHT_SUM_TOLERANCE:  # a weighting node is wrong, not the strategy
         name = strategy.name if strategy.name is not None else "(unnamed)"
         raise StrategyError(
