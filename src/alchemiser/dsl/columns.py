@@ -216,29 +216,28 @@ class Shape:
 
 
 def shape_of(body: Node) -> Shape:
+    """Recursive: call it on the big-stack thread (`run_deep`)."""
     keys: dict[int, int] = {}
     nodes: dict[int, Node] = {}
     ids: dict[Hashable, int] = {}  # a subtree's shape -> its key
     calls: dict[int, int] = {}
-    stack: list[tuple[Node, bool]] = [(body, False)]
-    while stack:
-        node, ready = stack.pop()
-        if id(node) in keys:
-            continue
-        kids = children_of(node)
-        if not ready:
-            stack.append((node, True))
-            stack += [(c, False) for c in kids if id(c) not in keys]
-            continue
+
+    def visit(node: Node) -> int:
+        key = keys.get(id(node))
+        if key is not None:
+            return key
+        kids = tuple([visit(c) for c in children_of(node)])
         # A key is made after its children's, so children's keys are smaller.
-        key = ids.setdefault(_key(node, tuple(keys[id(c)] for c in kids)), len(ids))
+        key = ids.setdefault(_key(node, kids), len(ids))
         keys[id(node)] = key
         if key not in calls:  # a new subtree: its children are asked for once each
             nodes[key] = node
             calls[key] = 0
-            for c in kids:
-                calls[keys[id(c)]] += 1
-    calls[keys[id(body)]] += 1
+            for k in kids:
+                calls[k] += 1
+        return key
+
+    calls[visit(body)] += 1
     return Shape(keys, nodes, calls)
 
 
@@ -716,8 +715,12 @@ def allocations(strategy: Strategy, prices: PriceHistory) -> Allocations:
     """The strategy's weights on every day of `prices`' calendar, normalised as `evaluate` does."""
     prices.prefetch(indicator_uses(strategy))  # one query per indicator and parameters
     days = range(len(prices.calendar))
-    columns = Columns(prices, strategy.body, days, DEFAULT_CHOICES, record=False)
-    table = run_deep(lambda: columns.root(strategy.body))
+
+    def run() -> Table:
+        columns = Columns(prices, strategy.body, days, DEFAULT_CHOICES, record=False)
+        return columns.root(strategy.body)
+
+    table = run_deep(run)
     total = row_totals(table)
     wrong = ~table.bad & table.held() & (np.abs(total - 1.0) > WEIGHT_SUM_TOLERANCE)
     if wrong.any():
