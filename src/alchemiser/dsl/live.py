@@ -3,13 +3,12 @@
 `block` computes a strategy's columns over a few consecutive days (one, for a
 live run), each node only over the look-back those days need, reading only the
 indicator series of the branches it takes (computed on first use, a filter's
-asset children in one query). `Reader` then
-follows the evaluation order on one of those days (spec §8): the nodes on the
-traced path, each `if`'s condition with its comparisons, each indicator read,
-each filter's candidates and each inverse-volatility node's children, taking
-every decision from the columns. On a failing day it stops at the first
-problem in that order and raises its error, as a per-date walk would.
-"""
+asset children in one query). `Reader` then follows the evaluation order on one
+of those days (spec §8): the nodes on the traced path, each `if`'s condition
+with its comparisons, each indicator read, each filter's candidates and each
+inverse-volatility node's children, taking every decision from the columns. On
+a failing day it stops at the first problem in that order and raises its error,
+as the per-date walk did."""
 
 from __future__ import annotations
 
@@ -111,9 +110,7 @@ class Reader:
         """Everything the node's evaluation on the day reads, in order."""
         if isinstance(node, Asset):
             if not self.prices.present(node.ticker)[self.day]:
-                self.prices.checked_row(
-                    node.ticker, self.day, "asset"
-                )  # raises, naming the problem
+                self.prices.checked_row(node.ticker, self.day, "asset")  # raises its error
                 _unexplained(node.ticker)
         elif isinstance(node, Group | WeightEqual):
             self.units(node.children, trace)
