@@ -158,7 +158,8 @@ def test_a_date_read_from_a_block_is_the_date_evaluated_alone() -> None:
     strategy = parse_strategy(GAPS.replace('"EEE"', '"AAA"'), "gaps.clj")
     data = random_walk_prices(["AAA", "BBB", "CCC", "DDD"], AS_OF, 40, seed=4)
     shared = PriceHistory(data)
-    for when in shared.calendar[10:]:
+    forth = shared.calendar[10:]
+    for when in [*forth, *reversed(forth)]:
         mine = outcome(evaluate, strategy, shared, when)
         alone = outcome(evaluate, strategy, PriceHistory(data), when)
         assert type(mine) is type(alone) and str(mine) == str(alone), when

@@ -73,9 +73,14 @@ def _block(strategy: Strategy, prices: PriceHistory, i: int, choices: Choices) -
         memo = _Memo(strategy, choices)
         prices.memos[id(strategy)] = memo
     if memo.found is None or i not in memo.found.days:
-        # Days are independent of later ones, so a block ahead serves later dates.
+        # A day's columns do not depend on the other days computed with it, so a
+        # block serves the next dates asked for (earlier ones, going back in time).
+        back = memo.found is not None and i < memo.found.days.start
         memo.size = min(BLOCK_DAYS_MAX, BLOCK_DAYS_GROWTH * memo.size) or 1
-        days = range(i, min(i + memo.size, len(prices.calendar)))
+        if back:
+            days = range(max(0, i - memo.size + 1), i + 1)
+        else:
+            days = range(i, min(i + memo.size, len(prices.calendar)))
         memo.found = block(prices, strategy.body, days, choices)
     return memo.found
 
