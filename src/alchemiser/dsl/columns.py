@@ -9,7 +9,8 @@ its weights on every day, the live evaluation (`live`) on one.
 Every node is computed over the days its ancestors need, ending on the last day
 of the range: the range for the root, the range plus a metric's look-back for
 the children of a `filter` or `weight-inverse-volatility` scored on their NAV,
-nested as the tree nests. So one date costs one day for most nodes.
+nested as the tree nests. So one date costs one day for most nodes. A branch
+taken on none of the days is not computed.
 
 `bad` marks the days on which the evaluation fails (missing or short data);
 `live` finds the exact error by following the evaluation order.
@@ -452,7 +453,7 @@ class Columns:
         for kids, on in ((node.then, result), (node.otherwise or (), ~result)):
             if (on & ~if_bad).any():
                 parts.append(self.equal(kids, days))
-            else:  # taken on no day (as the walk, never evaluated)
+            else:  # taken on no day: never evaluated (its data may well be missing)
                 self.skip(kids)
                 parts.append(self.empty(days))
         then, otherwise = parts
