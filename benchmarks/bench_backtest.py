@@ -5,8 +5,8 @@
 1. parse the corpus, then backtest its 78 valid strategies over ten years
    (2,520 sessions after their warm-up): the columnar evaluation and each book's
    simulation (target < 60 s, peak memory < 2 GB);
-2. the per-day walk on a sample of sessions, in the same run, for the time per
-   strategy and session of each;
+2. `evaluate` date by date on a sample of sessions, in the same run, for the
+   time per strategy and session of each;
 3. the live evaluation of the corpus for one date, parsing included (target < 5 s).
 Prices are generated (random walks for every ticker the corpus names).
 """
@@ -35,7 +35,7 @@ CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" / "clj
 END = date(2024, 6, 28)
 SESSIONS = 2520
 WARMUP = 1000  # windows reach 600 sessions; group NAVs add theirs on top
-WALK_SESSIONS = 40  # the per-day walk's sample (it is far slower)
+WALK_SESSIONS = 40  # `evaluate`'s sample, date by date (it is far slower)
 TARGETS = {"backtest": 60.0, "memory_gb": 2.0, "one_date": 5.0, "parse": 8.0}
 
 
@@ -93,7 +93,7 @@ def main() -> None:
     per_columnar = cpu / (len(strategies) * SESSIONS)
 
     clock = Clock()
-    walked = PriceHistory(frame)  # fresh: no cached indicators or node results
+    walked = PriceHistory(frame)  # fresh: no cached indicators or columns
     sample = walked.calendar[-WALK_SESSIONS - 1 :]
     for strategy in strategies.values():
         evaluate(strategy, walked, sample[0])
@@ -105,7 +105,7 @@ def main() -> None:
     per_walk = walk_cpu / (len(strategies) * len(sample))
     per_warm = (walk_cpu - first_cpu) / (len(strategies) * WALK_SESSIONS)
     print(
-        f"per strategy and session: columnar {per_columnar * 1e3:.3f} ms; per-day walk "
+        f"per strategy and session: columnar {per_columnar * 1e3:.3f} ms; evaluate by date "
         f"{per_walk * 1e3:.3f} ms over {len(sample)} sessions incl. loading prices "
         f"({per_walk / per_columnar:.0f}x), {per_warm * 1e3:.3f} ms after its first "
         f"session ({per_warm / per_columnar:.0f}x)"

@@ -13,11 +13,12 @@ from datetime import date
 
 import pytest
 
-from alchemiser.dsl import PriceHistory, Strategy, evaluate, parse_strategy
+from alchemiser.dsl import PriceHistory, Strategy, parse_strategy
 from alchemiser.dsl.columns import Allocations, allocations
 from alchemiser.dsl.errors import StrategyError
 from alchemiser.dsl.synthetic import random_walk_prices
 from tests.dsl.conftest import REPO, day, frame
+from tests.dsl.oracle import evaluate
 
 AS_OF = date(2024, 6, 28)
 HISTORY_DAYS = 2000

@@ -6,7 +6,7 @@
     result.weights, result.trace, result.warnings
 
 Share one `PriceHistory` between all strategies and dates of a run or backtest:
-indicator series and node results are cached in it.
+indicator series, and each strategy's last block of columns, are cached in it.
 """
 
 from alchemiser.dsl.ast import Strategy, format_strategy
