@@ -10,6 +10,7 @@ the previous session in "previous_close" mode (the frame ends there).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -57,11 +58,12 @@ async def prepare_run_data(
     by_strategy = {sid: sorted({t.upper() for t in ts}) for sid, ts in strategy_tickers.items()}
     everything = sorted({t for ts in by_strategy.values() for t in ts})
     through = previous_trading_day(as_of)
-    report = await refresh_bars(
-        engine, client, everything, through=through, config=settings.marketdata
-    )
     live = settings.today_price == "live"
-    prices = await _today_prices(engine, client, everything, as_of) if live else {}
+    # Both wait on the data API and neither needs the other: at once.
+    report, prices = await asyncio.gather(
+        refresh_bars(engine, client, everything, through=through, config=settings.marketdata),
+        _today_prices(engine, client, everything, as_of) if live else _no_prices(),
+    )
     checks = await check_freshness(
         engine,
         by_strategy,
@@ -76,6 +78,10 @@ async def prepare_run_data(
     )
     evaluation_date = as_of if live else through
     return RunData(as_of, settings.today_price, evaluation_date, report, prices, checks, frame)
+
+
+async def _no_prices() -> dict[str, LivePrice]:
+    return {}
 
 
 async def _today_prices(
