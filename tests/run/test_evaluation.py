@@ -101,3 +101,16 @@ def test_a_request_cut_short_by_a_cancelled_run_ends_the_worker_quietly() -> Non
         check=False,
     )
     assert (worker.returncode, worker.stdout, worker.stderr) == (0, b"", b"")
+
+
+async def test_a_file_that_is_not_utf8_fails_only_itself(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.clj"
+    latin.write_bytes(b'(defsymphony "caf\xe9" {} (asset "SPY"))\n')
+    examples = configs(tmp_path)[:-1]
+    odd = StrategyConfig(id="latin", file=latin, allocation=Decimal(0))
+    async with strategy_workers([*examples, odd]) as workers:
+        parsed = await workers.parse()
+    assert set(parsed.errors) == {"latin"}
+    why = "not UTF-8 text (invalid continuation byte at byte 17)"
+    assert parsed.errors["latin"] == f"{latin}: {why}"
+    assert set(parsed.strategies) == {c.id for c in examples}

@@ -114,7 +114,15 @@ class StrategyWorkers:
     @classmethod
     async def start(cls, configs: Sequence[StrategyConfig]) -> StrategyWorkers:
         count = max(1, min(_cores(), MAX_WORKERS, len(configs)))
-        return cls(configs, list(await asyncio.gather(*(_Worker.start() for _ in range(count)))))
+        started = await asyncio.gather(
+            *(_Worker.start() for _ in range(count)), return_exceptions=True
+        )
+        workers = [w for w in started if isinstance(w, _Worker)]
+        if len(workers) < count:  # none is left behind
+            await asyncio.gather(*(w.stop() for w in workers))
+            failed = next(e for e in started if isinstance(e, BaseException))
+            raise WorkerFailed(f"an evaluation worker did not start: {failed}") from failed
+        return cls(configs, workers)
 
     async def parse(self) -> Parsed:
         files = [[(c.id, str(c.file)) for c in share] for share in self.shares]
@@ -123,7 +131,8 @@ class StrategyWorkers:
         errors: dict[str, str] = {}
         for share, result in zip(self.shares, results, strict=True):
             for config in share:
-                got = result.get(config.id) if isinstance(result, dict) else _failed(result)
+                got = result.get(config.id) if isinstance(result, dict) else None
+                got = got if got is not None else _failed(result)
                 if isinstance(got, Summary):
                     strategies[config.id] = got
                 else:
@@ -185,7 +194,8 @@ async def parse_strategies(configs: Sequence[StrategyConfig]) -> Parsed:
 
 
 def _failed(result: object) -> str:
-    return f"the evaluation worker failed: {result}"
+    why = result if isinstance(result, BaseException) else "it gave no answer for this strategy"
+    return f"the evaluation worker failed: {why}"
 
 
 def _cores() -> int:

@@ -2,15 +2,17 @@
 
 It parses its share of the strategies, keeps them, then evaluates them on the run's
 prices. Requests and answers are pickled frames (an 8-byte length, then the pickle)
-on its stdin and stdout; it exits when stdin closes, so it never outlives the run,
-even one killed with SIGKILL. This module is the worker's whole world and imports
-only the language and polars, so a worker starts in about a second.
+on its stdin and stdout; it exits when stdin closes, so it does not outlive the run
+(if the run is killed mid-evaluation, the worker ends with that evaluation). This
+module is the worker's whole world and imports only the language and polars, so a
+worker starts in about a second.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +55,12 @@ def parse_files(files: list[tuple[str, str]]) -> dict[str, Summary | str]:
             strategy = parse_strategy(Path(path).read_text(encoding="utf-8"), path)
         except (StrategyError, OSError) as exc:
             out[sid] = str(exc)
+            continue
+        except UnicodeDecodeError as exc:
+            out[sid] = f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+            continue
+        except Exception as exc:  # a fault of ours: this strategy fails closed, not the worker
+            out[sid] = f"{path}: internal error: {type(exc).__name__}: {exc}"
             continue
         _kept[sid] = strategy
         out[sid] = Summary(strategy.options, strategy.tickers)
@@ -104,6 +112,8 @@ class _Appender:
 
 
 def main() -> None:
+    # Ctrl-C reaches the whole process group: the parent handles it and closes our stdin.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Answers get a private copy of stdout; anything else printing to fd 1 (a library's
     # warning) goes to stderr instead of into the answers.
     answers = os.fdopen(os.dup(1), "wb")
