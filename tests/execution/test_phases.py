@@ -27,7 +27,7 @@ from alchemiser.execution.stream import TradeEvent, TradeStream
 from alchemiser.execution.walk import WalkConfig, WalkRouter
 from alchemiser.execution.watchdog import watching
 from alchemiser.marketdata.alpaca import DataClient
-from alchemiser.settings import MarketDataConfig
+from alchemiser.settings import ExecutionConfig, MarketDataConfig
 from alchemiser.sim import SimThread
 from tests.books.harness import strategy
 from tests.execution.conftest import alpaca_config
@@ -298,3 +298,29 @@ async def test_the_phases_start_without_a_full_collection_of_the_process(wiring:
     finally:
         gc.callbacks.remove(watch)
     assert not full or full[0] > 0, "a full collection of everything the process holds"
+
+
+async def test_an_order_whose_post_timed_out_is_looked_for_again_before_called_unsent(
+    wiring: Wiring, sim: SimThread
+) -> None:
+    # The submit's read times out (0.3 s) and is not retried; the broker handles the POST
+    # later (0.6 s), after the walk gave up and the orders are settled.
+    impatient = Broker(
+        alpaca_config(sim), ExecutionConfig(order_timeout_seconds=0.3, max_retries=0)
+    )
+    wiring.broker = impatient
+    try:
+        run_id = await wiring.plan("open", [("alpha", "SPY", "buy", 5)])
+        sim.set_faults(action="delay", method="POST", path="/v2/orders", hang_ms=600)
+        done = await execute(wiring.desk(), run_id)
+        assert [o.result.outcome for o in done.buys] == ["error"]
+        assert await settle_sent_orders(wiring.booker, impatient) == []
+        await wiring.booker.flush()
+        open_at_broker = sim.call(lambda s: [o.id for o in s.broker.orders.values() if o.is_open])
+        assert open_at_broker == []
+        async with wiring.engine.begin() as conn:
+            statuses = (await conn.execute(text("SELECT status FROM broker_orders"))).scalars()
+            assert "rejected" not in list(statuses)
+        assert await wiring.reconciled()
+    finally:
+        impatient.close()

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from alchemiser.books.kinds import FINAL_RANK, ORDER_STATUS_RANK
@@ -33,6 +34,9 @@ from alchemiser.logging import get_logger
 log = get_logger(__name__)
 
 NEVER_SENT = "never reached the broker (the process stopped before sending it)"
+# How many of the broker's request timeouts after recording an order it is called unsent
+# when the broker does not have it (a request the broker received is handled by then).
+UNSENT_AFTER_TIMEOUTS = 3
 SETTLE_POLLS = 50
 SETTLE_POLL_SECONDS = 0.1
 FINAL = tuple(status for status, rank in ORDER_STATUS_RANK.items() if rank >= FINAL_RANK)
@@ -41,21 +45,30 @@ FINAL = tuple(status for status, rank in ORDER_STATUS_RANK.items() if rank >= FI
 async def settle_sent_orders(booker: Booker, broker: Broker) -> list[str]:
     """Settle every unfinished order in the ledger; the client order ids still working."""
 
-    async def read(conn: AsyncConnection) -> list[str]:
-        rows = await conn.scalars(
-            select(BrokerOrder.client_order_id)
+    async def read(conn: AsyncConnection) -> list[tuple[str, float]]:
+        age = func.extract("epoch", func.now() - BrokerOrder.submitted_at)
+        rows = await conn.execute(
+            select(BrokerOrder.client_order_id, age)
             .where(BrokerOrder.status.not_in(FINAL))
             .order_by(BrokerOrder.id)
         )
-        return list(rows)
+        return [(coid, float(seconds)) for coid, seconds in rows]
 
     still_working = []
     # A stopped run's submit can still be on the wire, and create its order after the
-    # lookup below: an order is called unsent only when nothing is on the way.
+    # lookup below: an order is called unsent only when nothing is on the way...
     quiet = await broker.quiet(broker.timeout * 2)
+    # ...and a POST whose answer timed out may still be handled by the broker a little
+    # later: an order recorded more recently than this is looked for again once older.
+    unsent_after = broker.timeout * UNSENT_AFTER_TIMEOUTS
     unfinished = await transact(booker.engine, read)
-    for client_order_id in unfinished:
+    read_at = time.monotonic()
+    for client_order_id, age in unfinished:
         found = await broker.find_order(client_order_id)
+        young = unsent_after - age - (time.monotonic() - read_at)
+        if found is None and quiet and young > 0:
+            await asyncio.sleep(young)
+            found = await broker.find_order(client_order_id)
         if found is None:
             if quiet:
                 booker.rejected(client_order_id, NEVER_SENT)

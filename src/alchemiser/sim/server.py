@@ -58,6 +58,11 @@ async def inflict(request: web.Request, fault: HttpFault) -> web.StreamResponse:
     raise SimError(fault.status, CODE_INTERNAL, "internal error")
 
 
+async def _late(handler: Handler, request: web.Request, seconds: float) -> web.StreamResponse:
+    await asyncio.sleep(seconds)
+    return await handler(request)
+
+
 def build_app(sim: Simulator) -> web.Application:
     @web.middleware
     async def alpaca_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -88,9 +93,9 @@ def build_app(sim: Simulator) -> web.Application:
         fault = faults.take(request.method, path)
         if fault is None:
             return await handler(request)
-        if fault.action == "delay":
-            await asyncio.sleep(fault.hang_s)
-            return await handler(request)
+        if fault.action == "delay":  # handled late, even when the client has given up
+            await request.read()  # kept by aiohttp for the handler
+            return await asyncio.shield(_late(handler, request, fault.hang_s))
         if fault.after:
             await handler(request)  # its side effects happen; only the answer is lost
         return await inflict(request, fault)
