@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
@@ -26,9 +27,11 @@ from alchemiser.books.fills import (
     execution_report,
     progress_report,
 )
+from alchemiser.books.kinds import ExecutionKind
 from alchemiser.books.money import add, mul
 from alchemiser.books.orders import BrokerOrderRecord
 from alchemiser.books.planner import Intent, Side
+from alchemiser.books.postings import LedgerError, Posting, insert_execution, post_fills
 from tests.books.harness import strategy
 
 D = Decimal
@@ -240,3 +243,25 @@ async def test_a_batchs_second_sale_closes_the_lots_its_first_sale_left(
     assert state == expected
     open_lots = sorted((book, remaining) for book, symbol, _, _, remaining, _ in state["lots"])
     assert ("a", D(0)) in open_lots and ("b", D("1.0")) in open_lots
+
+
+async def test_a_buy_after_a_sale_in_one_batch_never_feeds_that_sale(engine: AsyncEngine) -> None:
+    """Book a holds 4 TLT and sells 5, then buys 3, in one call: the oversale is refused
+    as when the sale is posted alone (the later buy's lot must not cover it)."""
+    fills = [
+        Posting("x-sell", None, "a", "TLT", "sell", D(5), D(95), AT),
+        Posting("x-buy", None, "a", "TLT", "buy", D(3), D(96), AT + timedelta(seconds=1)),
+    ]
+    async with engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            await books_and_run(conn)
+            for fill in fills:
+                await insert_execution(conn, fill, kind=ExecutionKind.BROKER, side=fill.side)
+            for batch in ([fills[0]], fills):
+                attempt = await conn.begin_nested()
+                with pytest.raises(LedgerError, match=r"would sell 1\.0+ TLT more"):
+                    await post_fills(conn, batch)
+                await attempt.rollback()
+        finally:
+            await transaction.rollback()

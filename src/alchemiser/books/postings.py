@@ -90,18 +90,18 @@ async def post_fills(conn: AsyncConnection, fills: Sequence[Posting]) -> None:
     """Books' fills of one or many executions, in the order given, a few statements in all.
 
     A book appears at most once per execution. The books' rows are locked first, in
-    id order, as everywhere else. A sell of a (book, symbol) bought earlier in the
-    same call is written after that buy (its lot must exist to be closed).
+    id order, as everywhere else. A chunk writes its buys' lots before closing its
+    sells' lots, so a (book, symbol) that changes side starts a new chunk: a sell
+    after a buy closes that buy's lot; a buy after a sell never feeds that sell.
     """
     chunk: list[Posting] = []
-    bought: set[tuple[str, str]] = set()
+    sides: dict[tuple[str, str], str] = {}
     for fill in fills:
-        if fill.side == "sell" and (fill.strategy_id, fill.symbol) in bought:
+        if sides.get((fill.strategy_id, fill.symbol), fill.side) != fill.side:
             await _post_chunk(conn, chunk)
-            chunk, bought = [], set()
+            chunk, sides = [], {}
         chunk.append(fill)
-        if fill.side == "buy":
-            bought.add((fill.strategy_id, fill.symbol))
+        sides[fill.strategy_id, fill.symbol] = fill.side
     await _post_chunk(conn, chunk)
 
 
