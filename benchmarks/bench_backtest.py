@@ -5,8 +5,9 @@
 1. parse the corpus, then backtest its 78 valid strategies over ten years
    (2,520 sessions after their warm-up): the columnar evaluation and each book's
    simulation (target < 60 s, peak memory < 2 GB);
-2. `evaluate` date by date on a sample of sessions, in the same run, for the
-   time per strategy and session of each;
+2. `evaluate` date by date on a sample of sessions, and the per-date walk it
+   replaced (now the tests' oracle), in the same run: the time per strategy and
+   session of each;
 3. the live evaluation of the corpus for one date, parsing included (target < 5 s).
 Prices are generated (random walks for every ticker the corpus names).
 """
@@ -21,6 +22,7 @@ if hasattr(os, "sched_setaffinity"):
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 import resource
+import sys
 import time
 from datetime import date
 from decimal import Decimal
@@ -30,6 +32,9 @@ from alchemiser.backtest.command import backtest
 from alchemiser.backtest.engine import Costs
 from alchemiser.dsl import PriceHistory, Strategy, StrategySyntaxError, evaluate, parse_strategy
 from alchemiser.dsl.synthetic import random_walk_prices
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' oracle
+from tests.dsl.oracle import evaluate as walk
 
 CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" / "clj"
 END = date(2024, 6, 28)
@@ -92,24 +97,25 @@ def main() -> None:
     print(f"{'peak memory (maxrss) after the backtest':<66} {memory:.2f} GB (< 2 GB: {verdict})")
     per_columnar = cpu / (len(strategies) * SESSIONS)
 
-    clock = Clock()
-    walked = PriceHistory(frame)  # fresh: no cached indicators or columns
-    sample = walked.calendar[-WALK_SESSIONS - 1 :]
-    for strategy in strategies.values():
-        evaluate(strategy, walked, sample[0])
-    first_cpu, _ = clock.seconds()
-    for day in sample[1:]:
+    for label, by_date in (("evaluate by date", evaluate), ("the per-date walk", walk)):
+        clock = Clock()
+        walked = PriceHistory(frame)  # fresh: no cached indicators or columns
+        sample = walked.calendar[-WALK_SESSIONS - 1 :]
         for strategy in strategies.values():
-            evaluate(strategy, walked, day)
-    walk_cpu, _ = clock.seconds()
-    per_walk = walk_cpu / (len(strategies) * len(sample))
-    per_warm = (walk_cpu - first_cpu) / (len(strategies) * WALK_SESSIONS)
-    print(
-        f"per strategy and session: columnar {per_columnar * 1e3:.3f} ms; evaluate by date "
-        f"{per_walk * 1e3:.3f} ms over {len(sample)} sessions incl. loading prices "
-        f"({per_walk / per_columnar:.0f}x), {per_warm * 1e3:.3f} ms after its first "
-        f"session ({per_warm / per_columnar:.0f}x)"
-    )
+            by_date(strategy, walked, sample[0])
+        first_cpu, _ = clock.seconds()
+        for day in sample[1:]:
+            for strategy in strategies.values():
+                by_date(strategy, walked, day)
+        walk_cpu, _ = clock.seconds()
+        per_walk = walk_cpu / (len(strategies) * len(sample))
+        per_warm = (walk_cpu - first_cpu) / (len(strategies) * WALK_SESSIONS)
+        print(
+            f"per strategy and session: columnar {per_columnar * 1e3:.3f} ms; {label} "
+            f"{per_walk * 1e3:.3f} ms over {len(sample)} sessions incl. loading prices "
+            f"({per_walk / per_columnar:.0f}x), {per_warm * 1e3:.3f} ms after its first "
+            f"session ({per_warm / per_columnar:.0f}x)"
+        )
 
     clock = Clock()
     live: list[Strategy] = []
