@@ -5,7 +5,8 @@ FROM python:3.11-slim
 ENV UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/app/.venv \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    UV_COMPILE_BYTECODE=1
 RUN pip install --no-cache-dir "uv==0.13.8"
 WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
@@ -15,6 +16,9 @@ COPY migrations ./migrations
 COPY config ./config
 COPY strategies ./strategies
 RUN uv sync --frozen --no-dev
+# Bytecode built once here (the user cannot write it at run time): each run's evaluation
+# workers start in about half a second instead of compiling the project every time.
+RUN /app/.venv/bin/python -m compileall -q src
 
 RUN useradd --create-home --uid 10001 alchemiser && mkdir -p /data && chown alchemiser /data
 USER alchemiser
