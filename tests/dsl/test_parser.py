@@ -308,3 +308,18 @@ def test_errors_name_place_and_problem(text: str, line: int, column: int, words:
     assert (err.line, err.column) == (line, column)
     assert str(err).startswith(f"strategies/x.clj:{line}:{column}: ")
     assert isinstance(err, StrategyError)
+
+
+def test_positions_after_a_string_that_spans_lines() -> None:
+    text = '(weight-equal [(asset "SPY" "two\nlines") (asset "QQQ")\n  (asset "IWM")])'
+    body = parse_strategy(text, "x.clj").body
+    assert isinstance(body, WeightEqual)
+    assert [(c.line, c.column) for c in body.children] == [(1, 16), (2, 9), (3, 3)]
+    err = syntax_error('(weight-equal [(asset "SPY" "two\nlines") (asset QQQ)])')
+    assert (err.line, err.column) == (2, 16)
+
+
+def test_a_character_no_token_can_start_is_named_where_it_is() -> None:
+    err = syntax_error('(weight-equal\n  [(asset : "SPY")])')
+    assert (err.line, err.column) == (2, 11)
+    assert err.message == "unexpected character `:`"
