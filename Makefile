@@ -7,6 +7,10 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Bytecode compiled once at set-up: every process the daemon, the run's evaluation
+# workers and the tests start then imports in about a third of the time, even where
+# Python may not write it (PYTHONDONTWRITEBYTECODE, a read-only install).
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: demo test lint sync clean
 
@@ -16,6 +20,7 @@ $(UV):
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
+	$(VENV)/bin/python -m compileall -q src
 	touch $@
 
 sync: $(VENV)/.synced
