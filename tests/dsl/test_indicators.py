@@ -299,3 +299,17 @@ def test_aligned_series_is_indexed_by_calendar_day() -> None:
     assert aligned == [1.0, None, 3.0, 4.0]
     assert h.aligned("current-price", "NODATA", ()) is None
     assert h.aligned("max-drawdown", "A", (("window", 1),)) is None  # computed per day
+
+
+def test_row_maps_calendar_days_to_the_tickers_own_rows() -> None:
+    f = frame({"A": [1.0, 2.0, 3.0, 4.0], "B": [1.0] * 4, "C": [1.0] * 4})
+    gaps = (pl.col("symbol") == "A") & (pl.col("date") == day(1))
+    late = (pl.col("symbol") == "C") & (pl.col("date") < day(2))
+    h = PriceHistory(f.filter(~gaps & ~late))
+    assert [h.row("A", i) for i in range(-1, 5)] == [-1, 0, -1, 1, 2, -1]
+    assert [h.row("B", i) for i in range(-1, 5)] == [-1, 0, 1, 2, 3, -1]
+    assert [h.row("C", i) for i in range(-1, 5)] == [-1, -1, -1, 0, 1, -1]
+    assert h.row("NODATA", 0) == -1
+    assert h.daily_return("B", 1) == 0.0
+    with pytest.raises(StrategyDataError, match="no price on the previous day"):
+        h.daily_return("A", 2)

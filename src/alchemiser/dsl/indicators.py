@@ -55,6 +55,7 @@ NAN = math.nan
 
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
+Ints = npt.NDArray[np.int64]
 
 
 def _p(params: Params, key: str) -> int:
@@ -316,22 +317,20 @@ class PriceHistory:
         frame = frame.filter(last.fill_null(value=True))
         self.calendar: list[date] = frame["date"].unique().sort().to_list()
         self._index = {d: i for i, d in enumerate(self.calendar)}
-        # One conversion per column, then slices: far cheaper than per-ticker frames.
+        # Every ticker's rows are a slice of these two arrays (in symbol order):
+        # a Python list of a ticker's closes is made only when something asks.
         positions = frame.select((pl.col("date").rank("dense") - 1).cast(pl.Int64))[:, 0]
-        all_positions: list[int] = positions.to_list()
-        all_closes: list[float] = frame["c"].to_list()
+        self._all_positions: Ints = positions.to_numpy()
+        self._all_closes: Floats = frame["c"].to_numpy()
         counts = frame.group_by("symbol", maintain_order=True).len()
-        self._positions: dict[str, list[int]] = {}
-        self._closes: dict[str, list[float]] = {}
-        self._offsets: dict[str, int] = {}
+        self._spans: dict[str, tuple[int, int]] = {}  # ticker -> (offset, row count)
         start = 0
         for symbol, count in counts.iter_rows():
-            self._positions[symbol] = all_positions[start : start + count]
-            self._closes[symbol] = all_closes[start : start + count]
-            self._offsets[symbol] = start
+            self._spans[symbol] = (start, count)
             start += count
         # Closes with an integer ticker id, for batch queries over slices of it.
         self._frame = frame.select(pl.col("symbol").rank("dense").alias("g"), "c")
+        self._spans_contiguous: dict[str, tuple[int, int] | None] = {}
         self._rows: dict[str, list[int]] = {}
         self._series: dict[tuple[str, str, Params], list[float]] = {}
         self._aligned: dict[tuple[str, str, Params], list[float | None]] = {}
@@ -344,34 +343,50 @@ class PriceHistory:
         # the prices it was computed from (opaque here: indicators know nothing of nodes).
         self.memos: dict[int, object] = {}
 
+    def _positions(self, ticker: str) -> Ints:
+        """The ticker's calendar index on each of its rows (a view)."""
+        offset, count = self._spans[ticker]
+        return self._all_positions[offset : offset + count]
+
+    def _closes(self, ticker: str) -> Floats:
+        """The ticker's closes, one per row (a view)."""
+        offset, count = self._spans[ticker]
+        return self._all_closes[offset : offset + count]
+
     def __contains__(self, ticker: str) -> bool:
-        return ticker in self._closes
+        return ticker in self._spans
 
     def index_of(self, day: date) -> int:
         """Calendar index of `day`; -1 if no ticker has a row that day."""
         return self._index.get(day, -1)
 
     def row(self, ticker: str, index: int) -> int:
+        if ticker not in self._spans or not 0 <= index < len(self.calendar):
+            return -1
+        span = self._contiguous(ticker)
+        if span is not None:  # the common case: no list of rows
+            return index - span[0] if span[0] <= index <= span[1] else -1
         rows = self._rows.get(ticker)
         if rows is None:
             rows = self._build_rows(ticker)
-        return rows[index] if 0 <= index < len(rows) else -1
+        return rows[index]
 
     def _contiguous(self, ticker: str) -> tuple[int, int] | None:
         """(first, last) calendar index when the ticker has a row every day between."""
-        positions = self._positions[ticker]
-        first, last = positions[0], positions[-1]
-        return (first, last) if last - first + 1 == len(positions) else None
+        if ticker in self._spans_contiguous:
+            return self._spans_contiguous[ticker]
+        offset, count = self._spans[ticker]
+        first = int(self._all_positions[offset])
+        last = int(self._all_positions[offset + count - 1])
+        span = (first, last) if last - first + 1 == count else None
+        self._spans_contiguous[ticker] = span
+        return span
 
     def _build_rows(self, ticker: str) -> list[int]:
+        """The ticker's row on each calendar day (-1: none), for a ticker with gaps."""
         rows = [-1] * len(self.calendar)
-        if ticker in self._positions:
-            span = self._contiguous(ticker)
-            if span is not None:  # the common case: no loop
-                rows[span[0] : span[1] + 1] = range(span[1] - span[0] + 1)
-            else:
-                for k, position in enumerate(self._positions[ticker]):
-                    rows[position] = k
+        for k, position in enumerate(self._positions(ticker).tolist()):
+            rows[position] = k
         self._rows[ticker] = rows
         return rows
 
@@ -391,7 +406,7 @@ class PriceHistory:
         evaluation that reads them fails there, with the details)."""
         groups: dict[tuple[str, Params], set[str]] = {}
         for name, ticker, params in wanted:
-            if name in _LAZY or ticker not in self._closes:
+            if name in _LAZY or ticker not in self._spans:
                 continue
             if (name, ticker, params) not in self._arrays:
                 groups.setdefault((name, params), set()).add(ticker)
@@ -400,13 +415,13 @@ class PriceHistory:
 
     def _compute_many(self, name: str, params: Params, tickers: list[str]) -> None:
         """Each ticker's whole series (NaN where history is short), cached; one query."""
-        parts = [self._frame.slice(self._offsets[t], len(self._closes[t])) for t in tickers]
+        parts = [self._frame.slice(*self._spans[t]) for t in tickers]
         rows = pl.concat(parts, rechunk=False)
         expr = _expression(name, params).over("g").fill_null(NAN)
         values = np.array(rows.select(expr)[:, 0].to_numpy(), dtype=np.float64)
         need, start = closes_needed(name, params), 0
         for ticker in tickers:  # `rows` holds the tickers' rows in this order
-            count = len(self._closes[ticker])
+            count = self._spans[ticker][1]
             array = values[start : start + count]
             array[: need - 1] = NAN
             self._arrays[(name, ticker, params)] = array
@@ -427,11 +442,11 @@ class PriceHistory:
     def aligned(self, name: str, ticker: str, params: Params) -> list[float | None] | None:
         """The whole series indexed by calendar day (None where the ticker has no
         row, NaN where history is short); None if not available as a series."""
-        if name in _LAZY or ticker not in self._closes:
+        if name in _LAZY or ticker not in self._spans:
             return None
         aligned = self._aligned.get((name, ticker, params))
         if aligned is None:
-            aligned = self._align(name, ticker, params, self._positions[ticker][-1])
+            aligned = self._align(name, ticker, params, int(self._positions(ticker)[-1]))
         return aligned
 
     def _drawdown(self, ticker: str, params: Params, index: int) -> float:
@@ -441,7 +456,9 @@ class PriceHistory:
         key = (ticker, params, row)
         value = self._drawdowns.get(key)
         if value is None:
-            value = value_on("max-drawdown", params, self._closes[ticker][: row + 1])
+            need = closes_needed("max-drawdown", params)  # a window: its last closes
+            closes = self._closes(ticker)[max(0, row + 1 - need) : row + 1].tolist()
+            value = value_on("max-drawdown", params, closes)
             if math.isnan(value):
                 return self._explain("max-drawdown", ticker, params, index)
             self._drawdowns[key] = value
@@ -457,7 +474,7 @@ class PriceHistory:
             aligned = [None] * len(self.calendar)
             aligned[span[0] : span[1] + 1] = series
         else:
-            rows = self._rows.get(ticker) or self._build_rows(ticker)
+            rows = self._rows.get(ticker) or self._build_rows(ticker)  # gaps: a loop
             aligned = [series[r] if r >= 0 else None for r in rows]
         self._aligned[(name, ticker, params)] = aligned
         return aligned
@@ -474,7 +491,7 @@ class PriceHistory:
         )
 
     def checked_row(self, ticker: str, index: int, what: str, params: Params = ()) -> int:
-        if ticker not in self._closes:
+        if ticker not in self._spans:
             raise StrategyDataError(
                 ticker, what, window_of(params), self.day(index), "no price data for this ticker"
             )
@@ -496,8 +513,8 @@ class PriceHistory:
             raise StrategyDataError(
                 ticker, "daily return", None, self.day(index), "no price on the previous day"
             )
-        closes = self._closes[ticker]
-        return closes[row] / closes[before] - 1
+        closes = self._closes(ticker)
+        return float(closes[row]) / float(closes[before]) - 1
 
     # ------------------------------------------------- whole columns (numpy)
 
@@ -506,8 +523,8 @@ class PriceHistory:
         out = self._present.get(ticker)
         if out is None:
             out = np.zeros(len(self.calendar), dtype=np.bool_)
-            if ticker in self._positions:
-                out[np.asarray(self._positions[ticker], dtype=np.int64)] = True
+            if ticker in self._spans:
+                out[self._positions(ticker)] = True
             self._present[ticker] = out
         return out
 
@@ -517,7 +534,7 @@ class PriceHistory:
         out = self._columns.get(key)
         if out is None:
             out = np.full(len(self.calendar), NAN)
-            if ticker in self._closes:
+            if ticker in self._spans:
                 own = (
                     self._drawdown_column(ticker, params)
                     if name in _LAZY
@@ -534,7 +551,7 @@ class PriceHistory:
 
     def _drawdown_column(self, ticker: str, params: Params) -> Floats:
         """max-drawdown on each of the ticker's rows (NaN where history is short)."""
-        closes = np.asarray(self._closes[ticker], dtype=np.float64)
+        closes = self._closes(ticker)
         need = closes_needed("max-drawdown", params)
         out = np.full(len(closes), NAN)
         if len(closes) >= need:
