@@ -14,6 +14,7 @@ one-window twin (max-drawdown on demand).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -104,23 +105,39 @@ def _ema(values: pl.Expr, window: int, start: int = 0) -> pl.Expr:
     return _seeded_ema(values, window, 2.0 / (window + 1), start)
 
 
-def _rsi(window: int) -> pl.Expr:
+def _rsi_averages(window: int) -> tuple[pl.Expr, pl.Expr]:
+    """RSI's average gain and average loss (null before their seed)."""
     change = _C.diff()  # null at row 0, so the seed covers rows 1..window
     gain = _seeded_ema(change.clip(lower_bound=0.0), window, 1.0 / window, start=1)
     loss = _seeded_ema((-change).clip(lower_bound=0.0), window, 1.0 / window, start=1)
-    return (
-        pl.when(loss.is_null())
-        .then(None)
-        .when(loss == 0)
-        .then(RSI_WHEN_NO_LOSS)
-        .otherwise(PERCENT - PERCENT / (1 + gain / loss))
-    )
+    return gain, loss
+
+
+def _rsi_from_averages(gain: Floats, loss: Floats) -> Floats:
+    """RSI from its averages (NaN where they are): the same IEEE operations, in
+    the same order, as a polars expression would do, without computing the
+    (recursive) average loss once for each of its three uses there."""
+    with np.errstate(all="ignore"):
+        value = PERCENT - PERCENT / (1 + gain / loss)
+    out: Floats = np.where(loss == 0, RSI_WHEN_NO_LOSS, value)
+    out[np.isnan(loss)] = NAN
+    return out
 
 
 def _ppo(params: Params) -> pl.Expr:
     short = _ema(_C, _p(params, "short-window"))
     long = _ema(_C, _p(params, "long-window"))
     return (short - long) / long * PERCENT
+
+
+@functools.lru_cache(maxsize=1024)
+def _query(name: str, params: Params, grouped: bool) -> tuple[pl.Expr, ...]:
+    """The expressions a series is computed from (RSI: its two averages), NaN for
+    null, over each ticker id `g` when `grouped`. Kept: building them costs."""
+    parts = _rsi_averages(_p(params, "window")) if name == "rsi" else (_expression(name, params),)
+    return tuple(
+        (e.over("g") if grouped else e).fill_null(NAN).alias(f"v{k}") for k, e in enumerate(parts)
+    )
 
 
 def _expression(name: str, params: Params) -> pl.Expr:
@@ -140,7 +157,7 @@ def _expression(name: str, params: Params) -> pl.Expr:
     if name == "cumulative-return":
         return (_C / _C.shift(w) - 1) * PERCENT
     if name == "rsi":
-        return _rsi(w)
+        raise ValueError("rsi is computed from its two averages (see `_query`)")
     if name in _LAZY:
         raise ValueError(f"{name} is computed per day, not as a whole series")
     if name == "percentage-price-oscillator":
@@ -415,10 +432,27 @@ class PriceHistory:
 
     def _compute_many(self, name: str, params: Params, tickers: list[str]) -> None:
         """Each ticker's whole series (NaN where history is short), cached; one query."""
-        parts = [self._frame.slice(*self._spans[t]) for t in tickers]
-        rows = pl.concat(parts, rechunk=False)
-        expr = _expression(name, params).over("g").fill_null(NAN)
-        values = np.array(rows.select(expr)[:, 0].to_numpy(), dtype=np.float64)
+        values: Floats
+        if name == "current-price":  # the closes themselves (no nulls: they were dropped)
+            values = np.concatenate([self._closes(t) for t in tickers])
+        else:
+            if len(tickers) == 1:
+                rows = self._frame.slice(*self._spans[tickers[0]])
+            else:
+                parts = [self._frame.slice(*self._spans[t]) for t in tickers]
+                rows = pl.concat(parts, rechunk=False)
+            # A recursive series is seeded with a mean, which polars computes with
+            # other float roundings outside a group: always grouped, so a series
+            # is the same whichever tickers it was computed with. Rolling windows
+            # are the same computation on one ticker's rows, grouped or not.
+            grouped = len(tickers) > 1 or name in RECURSIVE
+            exprs = _query(name, params, grouped)
+            out = rows.select(*exprs)
+            if name == "rsi":
+                gain, loss = (out[:, k].to_numpy() for k in range(2))
+                values = _rsi_from_averages(gain, loss)
+            else:
+                values = np.array(out[:, 0].to_numpy(), dtype=np.float64)
         need, start = closes_needed(name, params), 0
         for ticker in tickers:  # `rows` holds the tickers' rows in this order
             count = self._spans[ticker][1]
