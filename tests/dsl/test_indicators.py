@@ -332,3 +332,23 @@ def test_a_series_has_the_same_bits_whichever_tickers_it_is_computed_with(
     for ticker in series:
         one, many = single.column(name, ticker, p), batch.column(name, ticker, p)
         assert one.tobytes() == many.tobytes(), ticker
+
+
+def test_rows_in_any_order_give_the_history_of_the_sorted_rows() -> None:
+    series = {"B": walk(30, seed=1), "A": walk(20, seed=2), "C": walk(25, seed=3)}
+    f = frame(series)
+    repeated = pl.DataFrame(
+        {"symbol": ["A"], "date": [day(3)], "close": [7.0]},
+        schema={"symbol": pl.String, "date": pl.Date, "close": pl.Float64},
+    )
+    # A repeated (symbol, date) keeps the row that comes last in the frame.
+    ordered = pl.concat([f, repeated], how="diagonal").sort("symbol", "date", maintain_order=True)
+    shuffled = pl.concat([f.sample(fraction=1.0, shuffle=True, seed=5), repeated], how="diagonal")
+    a, b = PriceHistory(ordered), PriceHistory(shuffled)
+    assert a.calendar == b.calendar == [day(i) for i in range(30)]
+    for ticker in series:
+        assert [a.row(ticker, i) for i in range(30)] == [b.row(ticker, i) for i in range(30)]
+        for name, params in [("current-price", ()), ("rsi", (("window", 5),))]:
+            one, other = a.column(name, ticker, params), b.column(name, ticker, params)
+            assert one.tobytes() == other.tobytes()
+    assert a.value("current-price", "A", (), 3) == b.value("current-price", "A", (), 3) == 7.0

@@ -311,6 +311,38 @@ def values_on(name: str, params: Params, cols: Sequence[Floats]) -> Floats:
 
 # --------------------------------------------------------------- price store
 
+# Days a calendar may span for a lookup table from day to calendar index.
+_DAY_TABLE_LIMIT = 1 << 22
+
+
+def _sorted_by_symbol_and_date(frame: pl.DataFrame) -> bool:
+    """Rows in (symbol, date) order, as a stable sort would leave them."""
+    if frame.schema["symbol"] != pl.String:  # compared as sorted: only strings here
+        return False
+    before = pl.col("symbol").shift(1)
+    in_order = (pl.col("symbol") > before) | (
+        (pl.col("symbol") == before) & (pl.col("date") >= pl.col("date").shift(1))
+    )
+    return bool(frame.select(in_order.fill_null(value=True).all()).item())
+
+
+def _calendar_and_positions(dates: pl.Series) -> tuple[list[date], Ints]:
+    """Every distinct date, sorted, and each row's index in that list."""
+    if dates.dtype == pl.Date and len(dates) > 0:
+        days = dates.to_physical().to_numpy()  # days since 1970-01-01
+        first, last = int(days.min()), int(days.max())
+        if last - first < _DAY_TABLE_LIMIT:  # a table from day to index: no sort
+            offsets = np.subtract(days, first, dtype=np.intp)
+            seen = np.zeros(last - first + 1, dtype=np.bool_)
+            seen[offsets] = True
+            present = np.flatnonzero(seen)
+            table = np.full(len(seen), -1, dtype=np.int64)
+            table[present] = np.arange(len(present), dtype=np.int64)
+            calendar = pl.Series((present + first).astype(np.int32)).cast(pl.Date).to_list()
+            return calendar, table[offsets]
+    positions = dates.rank("dense").cast(pl.Int64) - 1
+    return dates.unique().sort().to_list(), positions.to_numpy()
+
 
 class PriceHistory:
     """Adjusted daily closes per ticker, with a cache of indicator series.
@@ -323,21 +355,22 @@ class PriceHistory:
     def __init__(self, frame: pl.DataFrame) -> None:
         # A repeated (symbol, date) keeps its last row: the last of its run after a
         # stable sort (far cheaper than `unique(keep="last")` on millions of rows).
-        frame = (
-            frame.select("symbol", "date", pl.col("close").cast(pl.Float64).alias("c"))
-            .drop_nulls()
-            .sort("symbol", "date", maintain_order=True)
-        )
+        # Price frames come sorted (`marketdata`): checking is cheaper than sorting.
+        frame = frame.select(
+            "symbol", "date", pl.col("close").cast(pl.Float64).alias("c")
+        ).drop_nulls()
+        if not _sorted_by_symbol_and_date(frame):
+            frame = frame.sort("symbol", "date", maintain_order=True)
         last = (pl.col("symbol") != pl.col("symbol").shift(-1)) | (
             pl.col("date") != pl.col("date").shift(-1)
         )
         frame = frame.filter(last.fill_null(value=True))
-        self.calendar: list[date] = frame["date"].unique().sort().to_list()
-        self._index = {d: i for i, d in enumerate(self.calendar)}
+        self.calendar: list[date]
         # Every ticker's rows are a slice of these two arrays (in symbol order):
         # a Python list of a ticker's closes is made only when something asks.
-        positions = frame.select((pl.col("date").rank("dense") - 1).cast(pl.Int64))[:, 0]
-        self._all_positions: Ints = positions.to_numpy()
+        self._all_positions: Ints
+        self.calendar, self._all_positions = _calendar_and_positions(frame["date"])
+        self._index = {d: i for i, d in enumerate(self.calendar)}
         self._all_closes: Floats = frame["c"].to_numpy()
         counts = frame.group_by("symbol", maintain_order=True).len()
         self._spans: dict[str, tuple[int, int]] = {}  # ticker -> (offset, row count)
@@ -345,8 +378,10 @@ class PriceHistory:
         for symbol, count in counts.iter_rows():
             self._spans[symbol] = (start, count)
             start += count
-        # Closes with an integer ticker id, for batch queries over slices of it.
-        self._frame = frame.select(pl.col("symbol").rank("dense").alias("g"), "c")
+        # Closes with an integer ticker id (the symbol's dense rank: the frame is
+        # sorted by symbol), for batch queries over slices of it.
+        ids = np.repeat(np.arange(1, len(counts) + 1, dtype=np.uint32), counts["len"].to_numpy())
+        self._frame = pl.DataFrame({"g": ids, "c": frame["c"]})
         self._spans_contiguous: dict[str, tuple[int, int] | None] = {}
         self._rows: dict[str, list[int]] = {}
         self._series: dict[tuple[str, str, Params], list[float]] = {}
