@@ -352,3 +352,19 @@ def test_rows_in_any_order_give_the_history_of_the_sorted_rows() -> None:
             one, other = a.column(name, ticker, params), b.column(name, ticker, params)
             assert one.tobytes() == other.tobytes()
     assert a.value("current-price", "A", (), 3) == b.value("current-price", "A", (), 3) == 7.0
+
+
+def test_a_frame_dated_by_datetimes_gives_the_same_rows_and_series() -> None:
+    f = frame({"A": walk(20, seed=1), "B": walk(12, seed=2)})
+    f = f.filter(~((pl.col("symbol") == "A") & (pl.col("date") == day(4))))
+    by_date = PriceHistory(f)
+    by_datetime = PriceHistory(f.with_columns(pl.col("date").cast(pl.Datetime)))
+    assert [d.date() for d in by_datetime.calendar] == by_date.calendar
+    for ticker in ("A", "B"):
+        assert [by_date.row(ticker, i) for i in range(20)] == [
+            by_datetime.row(ticker, i) for i in range(20)
+        ]
+        params = (("window", 3),)
+        one = by_date.column("moving-average-price", ticker, params)
+        other = by_datetime.column("moving-average-price", ticker, params)
+        assert one.tobytes() == other.tobytes()

@@ -18,6 +18,7 @@ import functools
 import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, NoReturn
 
@@ -326,22 +327,39 @@ def _sorted_by_symbol_and_date(frame: pl.DataFrame) -> bool:
     return bool(frame.select(in_order.fill_null(value=True).all()).item())
 
 
-def _calendar_and_positions(dates: pl.Series) -> tuple[list[date], Ints]:
+@dataclass(frozen=True)
+class _Days:
+    """Each row's calendar index, looked up for a ticker's rows when asked:
+    `table[days[row] - first]`."""
+
+    days: npt.NDArray[np.integer[Any]]
+    table: Ints
+    first: int
+
+    def positions(self, offset: int, count: int) -> Ints:
+        out: Ints = self.table[self.days[offset : offset + count] - self.first]
+        return out
+
+    def position(self, row: int) -> int:
+        return int(self.table[int(self.days[row]) - self.first])
+
+
+def _calendar_and_days(dates: pl.Series) -> tuple[list[date], _Days]:
     """Every distinct date, sorted, and each row's index in that list."""
     if dates.dtype == pl.Date and len(dates) > 0:
         days = dates.to_physical().to_numpy()  # days since 1970-01-01
         first, last = int(days.min()), int(days.max())
         if last - first < _DAY_TABLE_LIMIT:  # a table from day to index: no sort
-            offsets = np.subtract(days, first, dtype=np.intp)
             seen = np.zeros(last - first + 1, dtype=np.bool_)
-            seen[offsets] = True
+            seen[days - first] = True
             present = np.flatnonzero(seen)
             table = np.full(len(seen), -1, dtype=np.int64)
             table[present] = np.arange(len(present), dtype=np.int64)
             calendar = pl.Series((present + first).astype(np.int32)).cast(pl.Date).to_list()
-            return calendar, table[offsets]
-    positions = dates.rank("dense").cast(pl.Int64) - 1
-    return dates.unique().sort().to_list(), positions.to_numpy()
+            return calendar, _Days(days, table, first)
+    positions = (dates.rank("dense").cast(pl.Int64) - 1).to_numpy()
+    calendar = dates.unique().sort().to_list()
+    return calendar, _Days(positions, np.arange(len(calendar), dtype=np.int64), 0)
 
 
 class PriceHistory:
@@ -366,10 +384,10 @@ class PriceHistory:
         )
         frame = frame.filter(last.fill_null(value=True))
         self.calendar: list[date]
-        # Every ticker's rows are a slice of these two arrays (in symbol order):
-        # a Python list of a ticker's closes is made only when something asks.
-        self._all_positions: Ints
-        self.calendar, self._all_positions = _calendar_and_positions(frame["date"])
+        self._days: _Days
+        # Every ticker's rows are a slice of the rows (in symbol order): its closes
+        # a view of one array, its calendar indices looked up when asked for.
+        self.calendar, self._days = _calendar_and_days(frame["date"])
         self._index = {d: i for i, d in enumerate(self.calendar)}
         self._all_closes: Floats = frame["c"].to_numpy()
         counts = frame.group_by("symbol", maintain_order=True).len()
@@ -396,9 +414,13 @@ class PriceHistory:
         self.memos: dict[int, object] = {}
 
     def _positions(self, ticker: str) -> Ints:
-        """The ticker's calendar index on each of its rows (a view)."""
+        """The ticker's calendar index on each of its rows."""
         offset, count = self._spans[ticker]
-        return self._all_positions[offset : offset + count]
+        return self._days.positions(offset, count)
+
+    def _last_position(self, ticker: str) -> int:
+        offset, count = self._spans[ticker]
+        return self._days.position(offset + count - 1)
 
     def _closes(self, ticker: str) -> Floats:
         """The ticker's closes, one per row (a view)."""
@@ -428,8 +450,7 @@ class PriceHistory:
         if ticker in self._spans_contiguous:
             return self._spans_contiguous[ticker]
         offset, count = self._spans[ticker]
-        first = int(self._all_positions[offset])
-        last = int(self._all_positions[offset + count - 1])
+        first, last = self._days.position(offset), self._days.position(offset + count - 1)
         span = (first, last) if last - first + 1 == count else None
         self._spans_contiguous[ticker] = span
         return span
@@ -515,7 +536,7 @@ class PriceHistory:
             return None
         aligned = self._aligned.get((name, ticker, params))
         if aligned is None:
-            aligned = self._align(name, ticker, params, int(self._positions(ticker)[-1]))
+            aligned = self._align(name, ticker, params, self._last_position(ticker))
         return aligned
 
     def _drawdown(self, ticker: str, params: Params, index: int) -> float:
