@@ -207,39 +207,63 @@ def row_totals(table: Table) -> Floats:
 @dataclass(frozen=True)
 class Shape:
     """The strategy's distinct subtrees: a key per node (equal for equal subtrees,
-    whatever their position), a node of each key, and how many times each key's
-    table is asked for when each distinct subtree is evaluated once. Exported
-    strategies repeat subtrees a lot (about 4 nodes in 5)."""
+    whatever their position), a node of each key, its children's keys, and how
+    many times each key's table is asked for when each distinct subtree is
+    evaluated once. Exported strategies repeat subtrees a lot (about 4 nodes in 5)."""
 
     keys: dict[int, int]
     nodes: dict[int, Node]
     calls: dict[int, int]
+    kids: dict[int, tuple[int, ...]]
 
 
 def shape_of(body: Node) -> Shape:
-    """Recursive: call it on the big-stack thread (`run_deep`)."""
+    """Recursive: call it on the big-stack thread (`run_deep`). Real strategies
+    have some 100,000 nodes: one plain function call per node, no helpers."""
     keys: dict[int, int] = {}
     nodes: dict[int, Node] = {}
     ids: dict[Hashable, int] = {}  # a subtree's shape -> its key
     calls: dict[int, int] = {}
+    kids_of: dict[int, tuple[int, ...]] = {}
 
     def visit(node: Node) -> int:
         key = keys.get(id(node))
         if key is not None:
             return key
-        kids = tuple([visit(c) for c in children_of(node)])
+        kids: tuple[int, ...]
+        shape: Hashable
+        if type(node) is Asset:
+            kids = ()
+            shape = ("asset", node.ticker)
+        elif type(node) is If:
+            then = tuple(map(visit, node.then))
+            otherwise = None if node.otherwise is None else tuple(map(visit, node.otherwise))
+            kids = then if otherwise is None else then + otherwise
+            shape = ("if", node.condition, then, otherwise)  # equal ignoring positions
+        else:
+            kids = tuple(map(visit, node.children))  # type: ignore[union-attr]
+            if type(node) is Group or type(node) is WeightEqual:
+                shape = ("equal", kids)
+            elif type(node) is WeightSpecified:
+                shape = ("specified", node.fractions, kids)
+            elif type(node) is WeightInverseVolatility:
+                shape = ("inverse-volatility", node.window, kids)
+            else:
+                assert type(node) is Filter
+                shape = ("filter", node.metric, (node.select.top, node.select.n), kids)
         # A key is made after its children's, so children's keys are smaller.
-        key = ids.setdefault(_key(node, kids), len(ids))
+        key = ids.setdefault(shape, len(ids))
         keys[id(node)] = key
         if key not in calls:  # a new subtree: its children are asked for once each
             nodes[key] = node
             calls[key] = 0
+            kids_of[key] = kids
             for k in kids:
                 calls[k] += 1
         return key
 
     calls[visit(body)] += 1
-    return Shape(keys, nodes, calls)
+    return Shape(keys, nodes, calls, kids_of)
 
 
 def children_of(node: Node) -> tuple[Node, ...]:
@@ -250,38 +274,22 @@ def children_of(node: Node) -> tuple[Node, ...]:
     return node.children
 
 
-def _key(node: Node, kids: tuple[int, ...]) -> Hashable:
-    if isinstance(node, Asset):
-        return ("asset", node.ticker)
-    if isinstance(node, Group | WeightEqual):
-        return ("equal", kids)
-    if isinstance(node, If):
-        split = len(node.then)
-        otherwise = None if node.otherwise is None else kids[split:]
-        return ("if", node.condition, kids[:split], otherwise)  # equal ignoring positions
-    if isinstance(node, WeightSpecified):
-        return ("specified", node.fractions, kids)
-    if isinstance(node, WeightInverseVolatility):
-        return ("inverse-volatility", node.window, kids)
-    select = (node.select.top, node.select.n)
-    return ("filter", node.metric, select, kids)
-
-
 def look_backs(shape: Shape, root: int) -> dict[int, int]:
     """Days before the range's first day each key's table must start: a child
     scored on its NAV needs the metric's look-back before its parent's days."""
     need = {root: 0}
-    for key in sorted(shape.nodes, reverse=True):  # parents before children
+    for key in range(len(shape.nodes) - 1, -1, -1):  # parents (larger keys) before children
         if key not in need:
             continue
         node = shape.nodes[key]
+        here = need[key]
         extra = 0
         if isinstance(node, Filter | WeightInverseVolatility):
             extra = nav_length(*scoring(node)) - 1
-        for child in children_of(node):
-            k = shape.keys[id(child)]
-            more = 0 if isinstance(child, Asset) else extra
-            need[k] = max(need.get(k, 0), need[key] + more)
+        for k in shape.kids[key]:
+            more = here + (extra if extra and not isinstance(shape.nodes[k], Asset) else 0)
+            if need.get(k, -1) < more:
+                need[k] = more
     return need
 
 

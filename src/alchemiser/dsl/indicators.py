@@ -14,9 +14,11 @@ one-window twin (max-drawdown on demand).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, NoReturn
 
@@ -55,6 +57,7 @@ NAN = math.nan
 
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
+Ints = npt.NDArray[np.int64]
 
 
 def _p(params: Params, key: str) -> int:
@@ -103,23 +106,39 @@ def _ema(values: pl.Expr, window: int, start: int = 0) -> pl.Expr:
     return _seeded_ema(values, window, 2.0 / (window + 1), start)
 
 
-def _rsi(window: int) -> pl.Expr:
+def _rsi_averages(window: int) -> tuple[pl.Expr, pl.Expr]:
+    """RSI's average gain and average loss (null before their seed)."""
     change = _C.diff()  # null at row 0, so the seed covers rows 1..window
     gain = _seeded_ema(change.clip(lower_bound=0.0), window, 1.0 / window, start=1)
     loss = _seeded_ema((-change).clip(lower_bound=0.0), window, 1.0 / window, start=1)
-    return (
-        pl.when(loss.is_null())
-        .then(None)
-        .when(loss == 0)
-        .then(RSI_WHEN_NO_LOSS)
-        .otherwise(PERCENT - PERCENT / (1 + gain / loss))
-    )
+    return gain, loss
+
+
+def _rsi_from_averages(gain: Floats, loss: Floats) -> Floats:
+    """RSI from its averages (NaN where they are): the same IEEE operations, in
+    the same order, as a polars expression would do, without computing the
+    (recursive) average loss once for each of its three uses there."""
+    with np.errstate(all="ignore"):
+        value = PERCENT - PERCENT / (1 + gain / loss)
+    out: Floats = np.where(loss == 0, RSI_WHEN_NO_LOSS, value)
+    out[np.isnan(loss)] = NAN
+    return out
 
 
 def _ppo(params: Params) -> pl.Expr:
     short = _ema(_C, _p(params, "short-window"))
     long = _ema(_C, _p(params, "long-window"))
     return (short - long) / long * PERCENT
+
+
+@functools.lru_cache(maxsize=1024)
+def _query(name: str, params: Params, grouped: bool) -> tuple[pl.Expr, ...]:
+    """The expressions a series is computed from (RSI: its two averages), NaN for
+    null, over each ticker id `g` when `grouped`. Kept: building them costs."""
+    parts = _rsi_averages(_p(params, "window")) if name == "rsi" else (_expression(name, params),)
+    return tuple(
+        (e.over("g") if grouped else e).fill_null(NAN).alias(f"v{k}") for k, e in enumerate(parts)
+    )
 
 
 def _expression(name: str, params: Params) -> pl.Expr:
@@ -139,7 +158,7 @@ def _expression(name: str, params: Params) -> pl.Expr:
     if name == "cumulative-return":
         return (_C / _C.shift(w) - 1) * PERCENT
     if name == "rsi":
-        return _rsi(w)
+        raise ValueError("rsi is computed from its two averages (see `_query`)")
     if name in _LAZY:
         raise ValueError(f"{name} is computed per day, not as a whole series")
     if name == "percentage-price-oscillator":
@@ -293,6 +312,55 @@ def values_on(name: str, params: Params, cols: Sequence[Floats]) -> Floats:
 
 # --------------------------------------------------------------- price store
 
+# Days a calendar may span for a lookup table from day to calendar index.
+_DAY_TABLE_LIMIT = 1 << 22
+
+
+def _sorted_by_symbol_and_date(frame: pl.DataFrame) -> bool:
+    """Rows in (symbol, date) order, as a stable sort would leave them."""
+    if frame.schema["symbol"] != pl.String:  # compared as sorted: only strings here
+        return False
+    before = pl.col("symbol").shift(1)
+    in_order = (pl.col("symbol") > before) | (
+        (pl.col("symbol") == before) & (pl.col("date") >= pl.col("date").shift(1))
+    )
+    return bool(frame.select(in_order.fill_null(value=True).all()).item())
+
+
+@dataclass(frozen=True)
+class _Days:
+    """Each row's calendar index, looked up for a ticker's rows when asked:
+    `table[days[row] - first]`."""
+
+    days: npt.NDArray[np.integer[Any]]
+    table: Ints
+    first: int
+
+    def positions(self, offset: int, count: int) -> Ints:
+        out: Ints = self.table[self.days[offset : offset + count] - self.first]
+        return out
+
+    def position(self, row: int) -> int:
+        return int(self.table[int(self.days[row]) - self.first])
+
+
+def _calendar_and_days(dates: pl.Series) -> tuple[list[date], _Days]:
+    """Every distinct date, sorted, and each row's index in that list."""
+    if dates.dtype == pl.Date and len(dates) > 0:
+        days = dates.to_physical().to_numpy()  # days since 1970-01-01
+        first, last = int(days.min()), int(days.max())
+        if last - first < _DAY_TABLE_LIMIT:  # a table from day to index: no sort
+            seen = np.zeros(last - first + 1, dtype=np.bool_)
+            seen[days - first] = True
+            present = np.flatnonzero(seen)
+            table = np.full(len(seen), -1, dtype=np.int64)
+            table[present] = np.arange(len(present), dtype=np.int64)
+            calendar = pl.Series((present + first).astype(np.int32)).cast(pl.Date).to_list()
+            return calendar, _Days(days, table, first)
+    positions = (dates.rank("dense").cast(pl.Int64) - 1).to_numpy()
+    calendar = dates.unique().sort().to_list()
+    return calendar, _Days(positions, np.arange(len(calendar), dtype=np.int64), 0)
+
 
 class PriceHistory:
     """Adjusted daily closes per ticker, with a cache of indicator series.
@@ -305,33 +373,34 @@ class PriceHistory:
     def __init__(self, frame: pl.DataFrame) -> None:
         # A repeated (symbol, date) keeps its last row: the last of its run after a
         # stable sort (far cheaper than `unique(keep="last")` on millions of rows).
-        frame = (
-            frame.select("symbol", "date", pl.col("close").cast(pl.Float64).alias("c"))
-            .drop_nulls()
-            .sort("symbol", "date", maintain_order=True)
-        )
+        # Price frames come sorted (`marketdata`): checking is cheaper than sorting.
+        frame = frame.select(
+            "symbol", "date", pl.col("close").cast(pl.Float64).alias("c")
+        ).drop_nulls()
+        if not _sorted_by_symbol_and_date(frame):
+            frame = frame.sort("symbol", "date", maintain_order=True)
         last = (pl.col("symbol") != pl.col("symbol").shift(-1)) | (
             pl.col("date") != pl.col("date").shift(-1)
         )
         frame = frame.filter(last.fill_null(value=True))
-        self.calendar: list[date] = frame["date"].unique().sort().to_list()
+        self.calendar: list[date]
+        self._days: _Days
+        # Every ticker's rows are a slice of the rows (in symbol order): its closes
+        # a view of one array, its calendar indices looked up when asked for.
+        self.calendar, self._days = _calendar_and_days(frame["date"])
         self._index = {d: i for i, d in enumerate(self.calendar)}
-        # One conversion per column, then slices: far cheaper than per-ticker frames.
-        positions = frame.select((pl.col("date").rank("dense") - 1).cast(pl.Int64))[:, 0]
-        all_positions: list[int] = positions.to_list()
-        all_closes: list[float] = frame["c"].to_list()
+        self._all_closes: Floats = frame["c"].to_numpy()
         counts = frame.group_by("symbol", maintain_order=True).len()
-        self._positions: dict[str, list[int]] = {}
-        self._closes: dict[str, list[float]] = {}
-        self._offsets: dict[str, int] = {}
+        self._spans: dict[str, tuple[int, int]] = {}  # ticker -> (offset, row count)
         start = 0
         for symbol, count in counts.iter_rows():
-            self._positions[symbol] = all_positions[start : start + count]
-            self._closes[symbol] = all_closes[start : start + count]
-            self._offsets[symbol] = start
+            self._spans[symbol] = (start, count)
             start += count
-        # Closes with an integer ticker id, for batch queries over slices of it.
-        self._frame = frame.select(pl.col("symbol").rank("dense").alias("g"), "c")
+        # Closes with an integer ticker id (the symbol's dense rank: the frame is
+        # sorted by symbol), for batch queries over slices of it.
+        ids = np.repeat(np.arange(1, len(counts) + 1, dtype=np.uint32), counts["len"].to_numpy())
+        self._frame = pl.DataFrame({"g": ids, "c": frame["c"]})
+        self._spans_contiguous: dict[str, tuple[int, int] | None] = {}
         self._rows: dict[str, list[int]] = {}
         self._series: dict[tuple[str, str, Params], list[float]] = {}
         self._aligned: dict[tuple[str, str, Params], list[float | None]] = {}
@@ -344,34 +413,53 @@ class PriceHistory:
         # the prices it was computed from (opaque here: indicators know nothing of nodes).
         self.memos: dict[int, object] = {}
 
+    def _positions(self, ticker: str) -> Ints:
+        """The ticker's calendar index on each of its rows."""
+        offset, count = self._spans[ticker]
+        return self._days.positions(offset, count)
+
+    def _last_position(self, ticker: str) -> int:
+        offset, count = self._spans[ticker]
+        return self._days.position(offset + count - 1)
+
+    def _closes(self, ticker: str) -> Floats:
+        """The ticker's closes, one per row (a view)."""
+        offset, count = self._spans[ticker]
+        return self._all_closes[offset : offset + count]
+
     def __contains__(self, ticker: str) -> bool:
-        return ticker in self._closes
+        return ticker in self._spans
 
     def index_of(self, day: date) -> int:
         """Calendar index of `day`; -1 if no ticker has a row that day."""
         return self._index.get(day, -1)
 
     def row(self, ticker: str, index: int) -> int:
+        if ticker not in self._spans or not 0 <= index < len(self.calendar):
+            return -1
+        span = self._contiguous(ticker)
+        if span is not None:  # the common case: no list of rows
+            return index - span[0] if span[0] <= index <= span[1] else -1
         rows = self._rows.get(ticker)
         if rows is None:
             rows = self._build_rows(ticker)
-        return rows[index] if 0 <= index < len(rows) else -1
+        return rows[index]
 
     def _contiguous(self, ticker: str) -> tuple[int, int] | None:
         """(first, last) calendar index when the ticker has a row every day between."""
-        positions = self._positions[ticker]
-        first, last = positions[0], positions[-1]
-        return (first, last) if last - first + 1 == len(positions) else None
+        if ticker in self._spans_contiguous:
+            return self._spans_contiguous[ticker]
+        offset, count = self._spans[ticker]
+        first, last = self._days.position(offset), self._days.position(offset + count - 1)
+        span = (first, last) if last - first + 1 == count else None
+        self._spans_contiguous[ticker] = span
+        return span
 
     def _build_rows(self, ticker: str) -> list[int]:
+        """The ticker's row on each calendar day (-1: none), for a ticker with gaps."""
         rows = [-1] * len(self.calendar)
-        if ticker in self._positions:
-            span = self._contiguous(ticker)
-            if span is not None:  # the common case: no loop
-                rows[span[0] : span[1] + 1] = range(span[1] - span[0] + 1)
-            else:
-                for k, position in enumerate(self._positions[ticker]):
-                    rows[position] = k
+        for k, position in enumerate(self._positions(ticker).tolist()):
+            rows[position] = k
         self._rows[ticker] = rows
         return rows
 
@@ -391,7 +479,7 @@ class PriceHistory:
         evaluation that reads them fails there, with the details)."""
         groups: dict[tuple[str, Params], set[str]] = {}
         for name, ticker, params in wanted:
-            if name in _LAZY or ticker not in self._closes:
+            if name in _LAZY or ticker not in self._spans:
                 continue
             if (name, ticker, params) not in self._arrays:
                 groups.setdefault((name, params), set()).add(ticker)
@@ -400,13 +488,30 @@ class PriceHistory:
 
     def _compute_many(self, name: str, params: Params, tickers: list[str]) -> None:
         """Each ticker's whole series (NaN where history is short), cached; one query."""
-        parts = [self._frame.slice(self._offsets[t], len(self._closes[t])) for t in tickers]
-        rows = pl.concat(parts, rechunk=False)
-        expr = _expression(name, params).over("g").fill_null(NAN)
-        values = np.array(rows.select(expr)[:, 0].to_numpy(), dtype=np.float64)
+        values: Floats
+        if name == "current-price":  # the closes themselves (no nulls: they were dropped)
+            values = np.concatenate([self._closes(t) for t in tickers])
+        else:
+            if len(tickers) == 1:
+                rows = self._frame.slice(*self._spans[tickers[0]])
+            else:
+                parts = [self._frame.slice(*self._spans[t]) for t in tickers]
+                rows = pl.concat(parts, rechunk=False)
+            # A recursive series is seeded with a mean, which polars computes with
+            # other float roundings outside a group: always grouped, so a series
+            # is the same whichever tickers it was computed with. Rolling windows
+            # are the same computation on one ticker's rows, grouped or not.
+            grouped = len(tickers) > 1 or name in RECURSIVE
+            exprs = _query(name, params, grouped)
+            out = rows.select(*exprs)
+            if name == "rsi":
+                gain, loss = (out[:, k].to_numpy() for k in range(2))
+                values = _rsi_from_averages(gain, loss)
+            else:
+                values = np.array(out[:, 0].to_numpy(), dtype=np.float64)
         need, start = closes_needed(name, params), 0
         for ticker in tickers:  # `rows` holds the tickers' rows in this order
-            count = len(self._closes[ticker])
+            count = self._spans[ticker][1]
             array = values[start : start + count]
             array[: need - 1] = NAN
             self._arrays[(name, ticker, params)] = array
@@ -427,11 +532,11 @@ class PriceHistory:
     def aligned(self, name: str, ticker: str, params: Params) -> list[float | None] | None:
         """The whole series indexed by calendar day (None where the ticker has no
         row, NaN where history is short); None if not available as a series."""
-        if name in _LAZY or ticker not in self._closes:
+        if name in _LAZY or ticker not in self._spans:
             return None
         aligned = self._aligned.get((name, ticker, params))
         if aligned is None:
-            aligned = self._align(name, ticker, params, self._positions[ticker][-1])
+            aligned = self._align(name, ticker, params, self._last_position(ticker))
         return aligned
 
     def _drawdown(self, ticker: str, params: Params, index: int) -> float:
@@ -441,7 +546,9 @@ class PriceHistory:
         key = (ticker, params, row)
         value = self._drawdowns.get(key)
         if value is None:
-            value = value_on("max-drawdown", params, self._closes[ticker][: row + 1])
+            need = closes_needed("max-drawdown", params)  # a window: its last closes
+            closes = self._closes(ticker)[max(0, row + 1 - need) : row + 1].tolist()
+            value = value_on("max-drawdown", params, closes)
             if math.isnan(value):
                 return self._explain("max-drawdown", ticker, params, index)
             self._drawdowns[key] = value
@@ -457,7 +564,7 @@ class PriceHistory:
             aligned = [None] * len(self.calendar)
             aligned[span[0] : span[1] + 1] = series
         else:
-            rows = self._rows.get(ticker) or self._build_rows(ticker)
+            rows = self._rows.get(ticker) or self._build_rows(ticker)  # gaps: a loop
             aligned = [series[r] if r >= 0 else None for r in rows]
         self._aligned[(name, ticker, params)] = aligned
         return aligned
@@ -474,7 +581,7 @@ class PriceHistory:
         )
 
     def checked_row(self, ticker: str, index: int, what: str, params: Params = ()) -> int:
-        if ticker not in self._closes:
+        if ticker not in self._spans:
             raise StrategyDataError(
                 ticker, what, window_of(params), self.day(index), "no price data for this ticker"
             )
@@ -496,8 +603,8 @@ class PriceHistory:
             raise StrategyDataError(
                 ticker, "daily return", None, self.day(index), "no price on the previous day"
             )
-        closes = self._closes[ticker]
-        return closes[row] / closes[before] - 1
+        closes = self._closes(ticker)
+        return float(closes[row]) / float(closes[before]) - 1
 
     # ------------------------------------------------- whole columns (numpy)
 
@@ -506,8 +613,8 @@ class PriceHistory:
         out = self._present.get(ticker)
         if out is None:
             out = np.zeros(len(self.calendar), dtype=np.bool_)
-            if ticker in self._positions:
-                out[np.asarray(self._positions[ticker], dtype=np.int64)] = True
+            if ticker in self._spans:
+                out[self._positions(ticker)] = True
             self._present[ticker] = out
         return out
 
@@ -517,7 +624,7 @@ class PriceHistory:
         out = self._columns.get(key)
         if out is None:
             out = np.full(len(self.calendar), NAN)
-            if ticker in self._closes:
+            if ticker in self._spans:
                 own = (
                     self._drawdown_column(ticker, params)
                     if name in _LAZY
@@ -534,7 +641,7 @@ class PriceHistory:
 
     def _drawdown_column(self, ticker: str, params: Params) -> Floats:
         """max-drawdown on each of the ticker's rows (NaN where history is short)."""
-        closes = np.asarray(self._closes[ticker], dtype=np.float64)
+        closes = self._closes(ticker)
         need = closes_needed("max-drawdown", params)
         out = np.full(len(closes), NAN)
         if len(closes) >= need:
