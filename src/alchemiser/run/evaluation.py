@@ -10,7 +10,7 @@ processes (`strategy_worker`, spoken to over pipes), one per core: the event loo
 (trade stream, health endpoints) never waits on them, the cores share the work, and
 the syntax trees and indicator caches go back to the system with the workers when
 the step ends, so the daemon idles small between runs. Each worker keeps what it
-parsed; the run sends it the prices once.
+parsed; the run writes the prices once and sends each worker the same buffer.
 
 A strategy that does not parse, whose data failed its check, or whose evaluation
 fails is recorded with its error (file:line:column where the language gives one) and
@@ -74,7 +74,7 @@ class _Worker:
 
     async def call(self, job: str, *args: object) -> Any:
         assert self.process.stdin is not None and self.process.stdout is not None
-        request = await asyncio.to_thread(strategy_worker.frame, (job, args))  # the prices
+        request = await asyncio.to_thread(strategy_worker.frame, (job, args))
         try:
             # In slices: the pipe takes each as it drains, so no second copy is buffered.
             with memoryview(request) as view:
@@ -157,7 +157,7 @@ class StrategyWorkers:
                     outcomes[config.id] = Outcome(error=f"data: {problems}")
                 else:
                     wanted[-1].append(config.id)
-        closes = data.frame.select("symbol", "date", "close")  # all the language reads
+        closes = await asyncio.to_thread(strategy_worker.closes_buffer, data.frame)
         results = await self._on_each(
             "evaluate", [(closes, data.evaluation_date, sids) for sids in wanted]
         )

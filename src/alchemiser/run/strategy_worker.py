@@ -10,6 +10,7 @@ worker starts in about a second.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import signal
@@ -67,11 +68,21 @@ def parse_files(files: list[tuple[str, str]]) -> dict[str, Summary | str]:
     return out
 
 
-def evaluate_kept(frame: pl.DataFrame, as_of: date, sids: list[str]) -> dict[str, Outcome]:
+def closes_buffer(frame: pl.DataFrame) -> bytes:
+    """The run's closes as one LZ4-compressed Arrow IPC buffer: written once for all
+    the workers, a third of a pickle's size, and read back faster than one."""
+    buffer = io.BytesIO()
+    frame.select("symbol", "date", "close").write_ipc(buffer, compression="lz4")
+    return buffer.getvalue()
+
+
+def evaluate_kept(closes: bytes, as_of: date, sids: list[str]) -> dict[str, Outcome]:
     """Evaluate the kept strategies `sids` on one shared price history (indicator
     series computed once for all of them)."""
-    prices = PriceHistory(frame)
     out: dict[str, Outcome] = {}
+    if not sids:
+        return out
+    prices = PriceHistory(pl.read_ipc(io.BytesIO(closes)))
     for sid in sids:
         try:
             result = evaluate(_kept[sid], prices, as_of)
