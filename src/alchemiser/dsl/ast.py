@@ -270,15 +270,17 @@ def format_condition(cond: Condition) -> str:
     if isinstance(cond, Not):
         return f"(not {format_condition(cond.item)})"
     head = "and" if isinstance(cond, And) else "or"
-    return "(" + " ".join([head, *(format_condition(c) for c in cond.items)]) + ")"
+    return "(" + " ".join([head, *[format_condition(c) for c in cond.items]]) + ")"
 
 
 def _vector(nodes: tuple[Node, ...]) -> str:
-    return "[" + " ".join(format_node(n) for n in nodes) + "]"
+    return "[" + " ".join([format_node(n) for n in nodes]) + "]"
 
 
 def format_node(node: Node) -> str:
-    """Source text for a node. Recursive: call deep trees through `run_deep`."""
+    """Source text for a node. Recursive: call deep trees through `run_deep`. Children
+    go through list comprehensions, never a generator or `map` consumed by C code:
+    from Python 3.12 recursion through C has its own, far lower, limit."""
     if isinstance(node, Asset):
         label = "nil" if node.label is None else _s(node.label)
         return f"(asset {_s(node.original)} {label})"
@@ -288,7 +290,10 @@ def format_node(node: Node) -> str:
         return f"(weight-equal {_vector(node.children)})"
     if isinstance(node, WeightSpecified):
         pairs = " ".join(
-            f"{_num(w)} {format_node(c)}" for w, c in zip(node.written, node.children, strict=True)
+            [
+                f"{_num(w)} {format_node(c)}"
+                for w, c in zip(node.written, node.children, strict=True)
+            ]
         )
         return f"(weight-specified {pairs})"
     if isinstance(node, WeightInverseVolatility):

@@ -219,7 +219,8 @@ class Shape:
 
 def shape_of(body: Node) -> Shape:
     """Recursive: call it on the big-stack thread (`run_deep`). Real strategies
-    have some 100,000 nodes: one plain function call per node, no helpers."""
+    have some 100,000 nodes: one plain function call per node, no helpers, and no
+    `map` (from Python 3.12 recursion through C has its own, far lower, limit)."""
     keys: dict[int, int] = {}
     nodes: dict[int, Node] = {}
     ids: dict[Hashable, int] = {}  # a subtree's shape -> its key
@@ -236,12 +237,14 @@ def shape_of(body: Node) -> Shape:
             kids = ()
             shape = ("asset", node.ticker)
         elif type(node) is If:
-            then = tuple(map(visit, node.then))
-            otherwise = None if node.otherwise is None else tuple(map(visit, node.otherwise))
+            then = tuple([visit(c) for c in node.then])
+            otherwise = (
+                None if node.otherwise is None else tuple([visit(c) for c in node.otherwise])
+            )
             kids = then if otherwise is None else then + otherwise
             shape = ("if", node.condition, then, otherwise)  # equal ignoring positions
         else:
-            kids = tuple(map(visit, node.children))  # type: ignore[union-attr]
+            kids = tuple([visit(c) for c in node.children])  # type: ignore[union-attr]
             if type(node) is Group or type(node) is WeightEqual:
                 shape = ("equal", kids)
             elif type(node) is WeightSpecified:
