@@ -159,7 +159,7 @@ class StrategyWorkers:
                     wanted[-1].append(config.id)
         closes = await asyncio.to_thread(strategy_worker.closes_buffer, data.frame)
         results = await self._on_each(
-            "evaluate", [(closes, data.evaluation_date, sids) for sids in wanted]
+            "evaluate", [(closes if sids else b"", data.evaluation_date, sids) for sids in wanted]
         )
         for sids, result in zip(wanted, results, strict=True):
             for sid in sids:
