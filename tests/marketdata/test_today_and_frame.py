@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
 
 import polars as pl
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alchemiser.market_calendar import previous_trading_day
-from alchemiser.marketdata.alpaca import DataApiError, DataClient, LivePrice
+from alchemiser.marketdata.alpaca import DataClient, LivePrice
 from alchemiser.marketdata.frame import build_price_frame, historical_frame
 from alchemiser.marketdata.freshness import check_freshness
 from alchemiser.marketdata.prices import (
@@ -158,52 +155,3 @@ async def test_after_a_weekend_friday_is_the_previous_trading_day(
 
     assert monday["s"].ok
     assert not tuesday["s"].ok
-
-
-class _Snapshots:
-    """A data client that answers no batch until every batch has been asked for:
-    fetching the batches one after another never completes against it."""
-
-    def __init__(self, batches: int, failing: str | None = None) -> None:
-        self.asked: list[list[str]] = []
-        self.everything_asked = asyncio.Event()
-        self.batches, self.failing = batches, failing
-        self.cancelled = 0
-
-    async def snapshots(self, symbols: list[str]) -> dict[str, dict[str, Any]]:
-        self.asked.append(symbols)
-        if len(self.asked) == self.batches:
-            self.everything_asked.set()
-        if self.failing in symbols:
-            raise DataApiError(f"snapshots for {self.failing}: 500", status=500)
-        try:
-            await self.everything_asked.wait()
-            if self.failing is not None:
-                await asyncio.sleep(3600)  # still waiting when the failure ends the fetch
-        except asyncio.CancelledError:
-            self.cancelled += 1
-            raise
-        trade = {"p": 10.0, "t": "2026-11-18T20:00:00Z"}
-        return {s: {"latestTrade": trade} for s in symbols}
-
-
-async def test_snapshot_batches_are_asked_for_all_at_once(monkeypatch: Any) -> None:
-    monkeypatch.setattr("alchemiser.marketdata.prices.SNAPSHOT_BATCH", 2)
-    client = _Snapshots(batches=3)
-
-    prices = await asyncio.wait_for(fetch_today_prices(client, list("ABCDE")), 10)
-
-    assert sorted(client.asked) == [["A", "B"], ["C", "D"], ["E"]]
-    assert set(prices) == set("ABCDE") and prices["A"].price == Decimal("10.0")
-
-
-async def test_one_failed_batch_fails_the_fetch_and_the_others_are_dropped(
-    monkeypatch: Any,
-) -> None:
-    monkeypatch.setattr("alchemiser.marketdata.prices.SNAPSHOT_BATCH", 2)
-    client = _Snapshots(batches=3, failing="E")
-
-    with pytest.raises(DataApiError, match="snapshots for E"):
-        await asyncio.wait_for(fetch_today_prices(client, list("ABCDE")), 10)
-    await asyncio.sleep(0)
-    assert client.cancelled == 2

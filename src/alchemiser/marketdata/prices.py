@@ -6,7 +6,6 @@ with Alpaca's timestamp, per trading day; a resumed run can reload the same ones
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Mapping
 from datetime import date
 
@@ -28,17 +27,9 @@ async def fetch_today_prices(client: DataClient, tickers: Iterable[str]) -> dict
     Raises DataApiError when the data API fails after retries.
     """
     wanted = sorted(set(tickers))
-    batches = [wanted[i : i + SNAPSHOT_BATCH] for i in range(0, len(wanted), SNAPSHOT_BATCH)]
-    # All at once (the client's pool bounds how many are in flight): one batch after
-    # another would make the prices wait for as many round trips as there are batches.
-    calls = [asyncio.ensure_future(client.snapshots(batch)) for batch in batches]
-    try:
-        answers = await asyncio.gather(*calls)
-    finally:
-        for call in calls:  # the first failure fails the fetch: the others are not needed
-            call.cancel()
     prices: dict[str, LivePrice] = {}
-    for snapshots in answers:
+    for i in range(0, len(wanted), SNAPSHOT_BATCH):
+        snapshots = await client.snapshots(wanted[i : i + SNAPSHOT_BATCH])
         for ticker, snapshot in snapshots.items():
             price = live_price(ticker, snapshot or {})
             if price is not None:
